@@ -1,0 +1,134 @@
+"""`fnlocal serve | invoke | list`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from types import FrameType
+
+from fnlocal.config import ConfigError, load_app
+from fnlocal.protocol import FnError
+from fnlocal.server import DEFAULT_PORT, FnLocal
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fnlocal", description="Run an Fn app's functions without Docker.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve /invoke, /t (HTTP triggers) and /status until Ctrl-C")
+    serve.add_argument("--app-dir", default=".", help="folder with app.yaml (default: .)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve.add_argument("--max-containers", type=int, default=4, help="per function (default 4)")
+    serve.add_argument("--queue-timeout", type=float, default=10.0, 
+                       help="seconds a call waits for a container")
+    serve.add_argument("--log-file", help="container output and call log (default: stderr)")
+    serve.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
+                       help="extra config for every function (repeatable)")
+
+    invoke = sub.add_parser("invoke", help="call a function once, body from stdin, print the response body")
+    invoke.add_argument("app")
+    invoke.add_argument("function")
+    invoke.add_argument("--app-dir", default=".", help="folder with app.yaml (default: .)")
+    invoke.add_argument("--content-type", default="text/plain")
+    invoke.add_argument("--endpoint", 
+                        help="a running fnlocal, e.g. http://127.0.0.1:8080 (default: start one)")
+    invoke.add_argument("--config", action="append", default=[], metavar="KEY=VALUE")
+
+    lister = sub.add_parser("list", help="list the app's functions, ids and triggers")
+    lister.add_argument("--app-dir", default=".", help="folder with app.yaml (default: .)")
+    return parser
+
+
+def _pairs(items: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"fnlocal: --config expects KEY=VALUE, got {item!r}")
+        out[key] = value
+    return out
+
+
+def _serve(args: argparse.Namespace) -> int:
+    local = FnLocal(args.app_dir, args.port, host=args.host, env_overrides=_pairs(args.config),
+                    max_containers=args.max_containers, queue_timeout_s=args.queue_timeout, log=args.log_file)
+    done = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    with local:
+        print(f"fnlocal: app {local.app.name!r} on {local.url}", file=sys.stderr)
+        for fn in local.app.functions.values():
+            triggers = " ".join(local.trigger_url(fn.app, t.source) for t in fn.triggers)
+            print(f"  {fn.name:<16} {local.url}/invoke/{fn.fn_id}  {triggers}", file=sys.stderr)
+        while not done.wait(0.5):
+            pass
+        print("fnlocal: stopping", file=sys.stderr)
+    return 0
+
+
+def _request(url: str, body: bytes, content_type: str) -> tuple[int, bytes]:
+    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(req) as resp:
+            return int(resp.status), bytes(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def _invoke(args: argparse.Namespace) -> int:
+    body = b"" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.buffer.read()
+    if args.endpoint:
+        status, data = _request(f"{args.endpoint.rstrip('/')}/invoke/{args.app}/{args.function}", body,
+                                args.content_type)
+    else:
+        with FnLocal(args.app_dir, env_overrides=_pairs(args.config)) as local:
+            fn = local.runtime.find(args.app, args.function)
+            result = local.runtime.call(fn, [("Content-Type", args.content_type)], body)
+            status, data = result.status, result.body
+    if status >= 400:
+        try:
+            message = json.loads(data)["message"]
+        except (ValueError, KeyError, TypeError):
+            message = data.decode("utf-8", "replace")
+        print(f"Error invoking function. status: {status} message: {message}", file=sys.stderr)
+        return 1
+    sys.stdout.buffer.write(data)
+    if data and not data.endswith(b"\n") and sys.stdout.isatty():
+        sys.stdout.write("\n")
+    sys.stdout.flush()
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    app = load_app(args.app_dir)
+    print(f"{'APP':<12} {'FUNCTION':<16} {'ID':<28} {'MEMORY':>6} {'TIMEOUT':>7} {'IDLE':>5}  TRIGGERS")
+    for fn in app.functions.values():
+        triggers = ",".join(t.source for t in fn.triggers) or "-"
+        print(f"{fn.app:<12} {fn.name:<16} {fn.fn_id:<28} {fn.memory_mb:>6} {fn.timeout_s:>7g} "
+              f"{fn.idle_timeout_s:>5g}  {triggers}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `fnlocal` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "invoke":
+            return _invoke(args)
+        return _list(args)
+    except (ConfigError, FnError) as exc:
+        print(f"fnlocal: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,208 @@
+"""HTTP front of fnlocal (invoke, triggers, status) and the `FnLocal` Python API."""
+
+from __future__ import annotations
+
+import atexit
+import json
+import threading
+from collections.abc import Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+from urllib.parse import unquote
+
+from fnlocal import protocol
+from fnlocal.config import App, load_app
+from fnlocal.container import LogSink
+from fnlocal.protocol import FnError, Headers
+from fnlocal.runtime import Runtime
+
+DEFAULT_PORT = 8080
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, address: tuple[str, int], runtime: Runtime) -> None:
+        super().__init__(address, _Handler)
+        self.runtime = runtime
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Routes: POST /invoke/{fn_id}, POST /invoke/{app}/{fn}, ANY /t/{app}/{source}, GET /status."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        """Access logs are off; every call is logged by the runtime."""
+
+    def _read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            chunks: list[bytes] = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _send(self, status: int, headers: Headers, body: bytes) -> None:
+        self.send_response_only(status)
+        for key, value in headers:
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD" and body:
+            self.wfile.write(body)
+
+    def _handle(self) -> None:
+        runtime = self.server.runtime
+        try:
+            body = self._read_body()
+            path = self.path.split("?", 1)[0]
+            parts = [unquote(p) for p in path.split("/")[1:]]
+            if parts[0] == "invoke":
+                self._invoke(runtime, parts[1:], body)
+            elif parts[0] == "t" and len(parts) >= 2 and parts[1]:
+                self._trigger(runtime, parts[1], "/" + "/".join(parts[2:]), body)
+            elif path == "/status" and self.command == "GET":
+                data = json.dumps(runtime.status(), indent=1).encode()
+                self._send(200, [("Content-Type", "application/json"),
+                                 ("Fn-Call-Id", protocol.new_call_id())], data)
+            else:
+                raise FnError(404, protocol.MSG_PATH_NOT_FOUND)
+        except FnError as exc:
+            self._send(exc.status, [("Content-Type", protocol.ERROR_CONTENT_TYPE), *exc.headers,
+                                    ("Fn-Call-Id", protocol.new_call_id())], exc.body())
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True
+
+    def _invoke(self, runtime: Runtime, parts: list[str], body: bytes) -> None:
+        if self.command != "POST":
+            raise FnError(405, protocol.MSG_METHOD_NOT_ALLOWED)
+        if len(parts) == 1 and parts[0]:
+            fn = runtime.find_id(parts[0])
+        elif len(parts) == 2 and all(parts):
+            fn = runtime.find(parts[0], parts[1])
+        else:
+            raise FnError(404, protocol.MSG_PATH_NOT_FOUND)
+        headers = list(self.headers.items())
+        if (protocol.header(headers, "Fn-Invoke-Type") or "").lower() == "detached":
+            call_id = runtime.call_detached(fn, headers, body)
+            self._send(202, [("Fn-Call-Id", call_id)], b"")
+            return
+        result = runtime.call(fn, headers, body)
+        self._send(result.status, result.headers, result.body)
+
+    def _trigger(self, runtime: Runtime, app: str, source: str, body: bytes) -> None:
+        fn = runtime.find_trigger(app, source)
+        host = self.headers.get("Host") or "{}:{}".format(*self.server.server_address[:2])
+        url = protocol.request_url("http", host, self.path)
+        headers = protocol.trigger_request_headers(self.headers.items(), self.command, url)
+        result = runtime.call(fn, headers, body)
+        status, out_headers = protocol.trigger_response(result.status, result.headers)
+        self._send(status, out_headers, result.body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle
+
+
+class FnLocal:
+    """A local Fn server for one app folder; use as a context manager or call start()/stop().
+
+    `env_overrides` are added to every function's config (they win over app.yaml and func.yaml);
+    a value may contain `${FNLOCAL_URL}`, replaced by this server's base URL.
+    """
+
+    def __init__(self, app_dir: str | Path = ".", port: int = 0, *, host: str = "127.0.0.1",
+                 env_overrides: Mapping[str, str] | None = None, max_containers: int = 4,
+                 queue_timeout_s: float = 10.0, start_timeout_s: float = 5.0,
+                 log: IO[str] | str | Path | None = None, fdk_command: list[str] | None = None) -> None:
+        self.app: App = load_app(app_dir, env_overrides)
+        self._address = (host, port)
+        self._log_file: IO[str] | None = open(log, "a") if isinstance(log, str | Path) else None  # noqa: SIM115
+        self._log = LogSink(self._log_file or (log if not isinstance(log, str | Path) else None))
+        self._max_containers = max_containers
+        self._queue_timeout_s = queue_timeout_s
+        self._start_timeout_s = start_timeout_s
+        self._fdk_command = fdk_command
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._runtime: Runtime | None = None
+
+    @property
+    def runtime(self) -> Runtime:
+        """The running agent (after start())."""
+        if self._runtime is None:
+            raise RuntimeError("FnLocal is not started")
+        return self._runtime
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. `http://127.0.0.1:8080` (after start())."""
+        if self._server is None:
+            raise RuntimeError("FnLocal is not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> FnLocal:
+        """Bind the port and serve in a background thread."""
+        if self._server is not None:
+            return self
+        self._runtime = Runtime(self.app, log=self._log, fdk_command=self._fdk_command,
+                                max_containers=self._max_containers, queue_timeout_s=self._queue_timeout_s,
+                                start_timeout_s=self._start_timeout_s)
+        try:
+            self._server = _Server(self._address, self._runtime)
+        except BaseException:
+            self._runtime.close()
+            raise
+        self._runtime.url = self.url
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="fnlocal-http", daemon=True)
+        self._thread.start()
+        atexit.register(self.stop)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, stop every container and remove their sockets; safe to call twice."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if self._runtime is not None:
+            self._runtime.close()
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+        atexit.unregister(self.stop)
+
+    def fn_id(self, app: str, function: str) -> str:
+        """The stable id of a function (as in /invoke/{fn_id})."""
+        return self.runtime.find(app, function).fn_id
+
+    def invoke_url(self, app: str, function: str) -> str:
+        """`<url>/invoke/<fn_id>` for a function."""
+        return f"{self.url}/invoke/{self.fn_id(app, function)}"
+
+    def trigger_url(self, app: str, source: str) -> str:
+        """`<url>/t/<app>/<source>` for an HTTP trigger source (with or without leading `/`)."""
+        return f"{self.url}/t/{app}/{source.lstrip('/')}"
+
+    def status(self) -> dict[str, Any]:
+        """The same data as GET /status."""
+        return self.runtime.status()
+
+    def __enter__(self) -> FnLocal:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
