@@ -1,0 +1,128 @@
+"""Watcher snapshot logic against the session's real SeaweedFS and the fake preprocess endpoint."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from triggers.events import ObjectRef
+from triggers.fakefn import FakePreprocess
+from triggers.invoker import HttpInvoker
+from triggers.watcher import FileSnapshot, ObjectSnapshot, Watcher
+
+
+@pytest.fixture
+def fake(s3: Any, new_bucket: Callable[[str], str]) -> Iterator[FakePreprocess]:
+    with FakePreprocess(s3, results_bucket=new_bucket("res")) as f:
+        yield f
+
+
+def _watcher(s3: Any, bucket: str, fake: FakePreprocess, snap: Path, **kw: Any) -> Watcher:
+    inv = HttpInvoker(fake.url, max_attempts=2, backoff_s=0.01)
+    return Watcher(s3, bucket, inv, FileSnapshot(snap), results_bucket=fake.results_bucket, **kw)
+
+
+def _etag(s3: Any, bucket: str, key: str) -> str:
+    return str(s3.head_object(Bucket=bucket, Key=key)["ETag"]).strip('"')
+
+
+def test_new_changed_removed_and_nothing_twice(s3: Any, new_bucket: Callable[[str], str],
+                                               fake: FakePreprocess, tmp_path: Path) -> None:
+    bucket = new_bucket("w")
+    for key in ("a.jpg", "b c.jpg", "d/e+f.jpg"):
+        s3.put_object(Bucket=bucket, Key=key, Body=key.encode())
+    w = _watcher(s3, bucket, fake, tmp_path / "snap.json", batch_size=2)
+
+    stats = w.poll_once()
+    assert (stats.listed, stats.new, stats.sent, stats.batches) == (3, 3, 3, 2)
+    assert sorted(r.key for r in fake.refs_received()) == ["a.jpg", "b c.jpg", "d/e+f.jpg"]
+    assert all(r.etag == _etag(s3, bucket, r.key) for r in fake.refs_received())
+
+    assert w.poll_once().sent == 0  # nothing new
+
+    s3.put_object(Bucket=bucket, Key="a.jpg", Body=b"changed")  # new version
+    s3.delete_object(Bucket=bucket, Key="b c.jpg")
+    stats = w.poll_once()
+    assert (stats.new, stats.changed, stats.removed, stats.sent) == (0, 1, 1, 1)
+    assert fake.refs_received()[-1] == ObjectRef(bucket, "a.jpg", _etag(s3, bucket, "a.jpg"), 7)
+
+    saved = json.loads((tmp_path / "snap.json").read_text())["objects"]
+    assert saved == {"a.jpg": _etag(s3, bucket, "a.jpg"), "d/e+f.jpg": _etag(s3, bucket, "d/e+f.jpg")}
+
+
+def test_failed_batches_do_not_advance_the_snapshot(s3: Any, new_bucket: Callable[[str], str],
+                                                   fake: FakePreprocess, tmp_path: Path) -> None:
+    bucket = new_bucket("w")
+    for i in range(5):
+        s3.put_object(Bucket=bucket, Key=f"k{i}", Body=b"x%d" % i)
+    fake.fail_status = lambda refs: 503 if any(r.key == "k3" for r in refs) else None
+    w = _watcher(s3, bucket, fake, tmp_path / "snap.json", batch_size=2)
+    stats = w.poll_once()
+    assert (stats.sent, stats.failed) == (3, 2)  # batches k0,k1 | k2,k3 (fails) | k4
+    assert set(FileSnapshot(tmp_path / "snap.json").load()) == {"k0", "k1", "k4"}
+
+    fake.fail_status = None
+    stats = w.poll_once()  # the failed batch is retried, nothing else
+    assert (stats.sent, stats.failed) == (2, 0)
+    assert {r.key for r in fake.created} == {f"k{i}" for i in range(5)}
+
+
+def test_restart_resumes_from_the_persisted_snapshot(s3: Any, new_bucket: Callable[[str], str],
+                                                     fake: FakePreprocess, tmp_path: Path) -> None:
+    bucket = new_bucket("w")
+    s3.put_object(Bucket=bucket, Key="one", Body=b"1")
+    _watcher(s3, bucket, fake, tmp_path / "snap.json").poll_once()
+    s3.put_object(Bucket=bucket, Key="two", Body=b"2")  # arrives while "down"
+    stats = _watcher(s3, bucket, fake, tmp_path / "snap.json").poll_once()  # a new process
+    assert stats.sent == 1
+    assert [r.key for r in fake.refs_received()] == ["one", "two"]
+
+
+def test_prefix_results_area_and_folder_markers_are_skipped(s3: Any, new_bucket: Callable[[str], str],
+                                                            fake: FakePreprocess, tmp_path: Path) -> None:
+    bucket = new_bucket("w")
+    for key in ("inbox/a.jpg", "inbox/dir/", "other/b.jpg", "inbox/results/x.json"):
+        s3.put_object(Bucket=bucket, Key=key, Body=b"z")
+    w = _watcher(s3, bucket, fake, tmp_path / "s.json", prefix="inbox/")
+    w.results_bucket, w.results_prefix = bucket, "inbox/results/"
+    w.poll_once()
+    assert [r.key for r in fake.refs_received()] == ["inbox/a.jpg"]
+
+
+def test_emit_existing_false_only_remembers_the_first_listing(s3: Any, new_bucket: Callable[[str], str],
+                                                              fake: FakePreprocess, tmp_path: Path) -> None:
+    bucket = new_bucket("w")
+    s3.put_object(Bucket=bucket, Key="old", Body=b"o")
+    w = _watcher(s3, bucket, fake, tmp_path / "s.json", emit_existing=False)
+    assert w.poll_once().sent == 0
+    s3.put_object(Bucket=bucket, Key="new", Body=b"n")
+    assert w.poll_once().sent == 1
+    assert [r.key for r in fake.refs_received()] == ["new"]
+
+
+def test_oci_format_sends_one_cloudevent_per_object(s3: Any, new_bucket: Callable[[str], str],
+                                                    fake: FakePreprocess, tmp_path: Path) -> None:
+    bucket = new_bucket("w")
+    for key in ("x", "y"):
+        s3.put_object(Bucket=bucket, Key=key, Body=key.encode())
+    _watcher(s3, bucket, fake, tmp_path / "s.json", event_format="oci").poll_once()
+    assert [req["event"]["cloudEventsVersion"] for req in fake.requests] == ["0.1", "0.1"]
+
+
+def test_object_snapshot_round_trip(s3: Any, new_bucket: Callable[[str], str]) -> None:
+    store = ObjectSnapshot(s3, new_bucket("res"), "_watch/images.json")
+    assert store.load() == {}
+    store.save({"a b/ü+.jpg": "e1"})
+    assert store.load() == {"a b/ü+.jpg": "e1"}
+
+
+def test_file_snapshot_write_is_atomic(tmp_path: Path) -> None:
+    store = FileSnapshot(tmp_path / "sub" / "snap.json")
+    store.save({"a": "1"})
+    store.save({"a": "2", "b": "3"})
+    assert store.load() == {"a": "2", "b": "3"}
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["snap.json"]

@@ -1,0 +1,155 @@
+"""A stand-in for preprocess+predict: a loopback HTTP endpoint that records result documents.
+
+For tests and benchmarks of the event sources while (or without) running the real functions. It
+understands the bodies the sources send (S3 `Records`, raw or inside an SNS/SQS envelope, MinIO,
+OCI CloudEvents 0.1, `{"bucket","key"[,"etag"]}`), writes one result document per object at
+`result_key(...)` with `PutObject(IfNoneMatch="*")` (412 = already there, as predict does) and
+keeps every request it received so a test can count deliveries.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import unquote_plus
+
+from common.result_keys import result_key
+from common.s3client import is_precondition_failed, normalise_etag
+from triggers.events import ObjectRef
+
+
+def parse_refs(event: Any) -> list[ObjectRef]:
+    """Object references in any body the sources send; unknown shapes give []."""
+    if isinstance(event, list):
+        return [ref for item in event for ref in parse_refs(item)]
+    if not isinstance(event, dict):
+        return []
+    if event.get("Type") == "Notification" and isinstance(event.get("Message"), str):
+        return parse_refs(json.loads(event["Message"]))
+    if "Records" in event:
+        refs: list[ObjectRef] = []
+        for record in event["Records"]:
+            if isinstance(record.get("body"), str):  # SQS message
+                refs += parse_refs(json.loads(record["body"]))
+            elif "s3" in record and "ObjectCreated" in str(record.get("eventName", "")):
+                obj = record["s3"]["object"]
+                refs.append(ObjectRef(record["s3"]["bucket"]["name"], unquote_plus(obj["key"]),
+                                      normalise_etag(obj.get("eTag")), obj.get("size")))
+        return refs
+    if str(event.get("eventType", "")).startswith("com.oraclecloud.objectstorage."):
+        details = event["data"]["additionalDetails"]
+        return [ObjectRef(details["bucketName"], event["data"]["resourceName"],
+                          normalise_etag(details.get("eTag")))]
+    if "bucket" in event and "key" in event:
+        return [ObjectRef(event["bucket"], event["key"], normalise_etag(event.get("etag")))]
+    return []
+
+
+@dataclass
+class FakePreprocess:
+    """Loopback endpoint; use as a context manager, POST to `.url`."""
+
+    client: Any
+    results_bucket: str = "results"
+    results_prefix: str = ""
+    model_name: str = "fake-model"
+    model_version: str = "0.0.0"
+    fail_status: Callable[[list[ObjectRef]], int | None] | None = None
+    """Optional hook: return a status to answer instead of processing (to simulate failures)."""
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    created: list[ObjectRef] = field(default_factory=list)
+    existed: list[ObjectRef] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _server: ThreadingHTTPServer | None = field(default=None, init=False, repr=False)
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "start() first"
+        return f"http://127.0.0.1:{self._server.server_address[1]}/invoke/preprocess"
+
+    def refs_received(self) -> list[ObjectRef]:
+        """Every object reference received, duplicates included."""
+        with self._lock:
+            return [ref for req in self.requests for ref in req["refs"]]
+
+    def handle(self, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """Process one request body; returns (status, JSON answer)."""
+        try:
+            event = json.loads(body)
+        except ValueError:
+            return 400, {"error": {"code": "invalid_json", "message": "body is not JSON"}}
+        refs = parse_refs(event)
+        with self._lock:
+            self.requests.append({"headers": headers, "event": event, "refs": refs})
+        if self.fail_status is not None:
+            status = self.fail_status(refs)
+            if status is not None:
+                return status, {"error": {"code": "simulated", "message": f"simulated {status}"}}
+        answers = []
+        for ref in refs:
+            etag = ref.etag or normalise_etag(
+                self.client.head_object(Bucket=ref.bucket, Key=ref.key)["ETag"])
+            key = result_key(self.results_prefix, ref.bucket, ref.key, etag,
+                             self.model_name, self.model_version)
+            source = {"bucket": ref.bucket, "key": ref.key, "etag": etag}
+            doc = {"schema": "fn-vision/result@1", "source": source}
+            try:
+                self.client.put_object(Bucket=self.results_bucket, Key=key, IfNoneMatch="*",
+                                       Body=json.dumps(doc).encode(), ContentType="application/json")
+                status_word = "created"
+                with self._lock:
+                    self.created.append(ref)
+            except Exception as exc:
+                if not is_precondition_failed(exc):
+                    raise
+                status_word = "exists"
+                with self._lock:
+                    self.existed.append(ref)
+            answers.append({"result": {"bucket": self.results_bucket, "key": key, "status": status_word}})
+        return 200, {"predictions": answers}
+
+    def start(self) -> FakePreprocess:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802 - stdlib name
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                detached = headers.get("fn-invoke-type") == "detached"
+                try:
+                    status, answer = fake.handle(body, headers)
+                except Exception as exc:  # a storage error: Fn would answer 502
+                    status, answer = 502, {"error": {"code": "storage_error", "message": str(exc)}}
+                data = b"" if detached and status < 300 else json.dumps(answer).encode()
+                self.send_response(202 if detached and status < 300 else status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), name="fake-preprocess",
+                         daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakePreprocess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

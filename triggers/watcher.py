@@ -1,0 +1,236 @@
+"""Bucket watcher for S3-compatible stores without notifications (strategy C, local-infra.md §3).
+
+Every poll lists the whole bucket (or a prefix) and compares it with a persisted `{key: ETag}`
+snapshot. Checkpoints on "greatest key" or "newest LastModified" miss most uploads (keys are not
+monotonic; LastModified has 1 s precision), a full listing does not. New and changed keys are sent
+to preprocess in batches (one S3 `Records` body per batch, or one OCI CloudEvent per object), and the
+snapshot advances only for keys whose batch was delivered, after each batch, written atomically.
+So a restart neither misses anything (undelivered keys are still "new") nor repeats anything
+(delivered keys are in the snapshot); a crash between a delivery and the save repeats at most that
+one batch, which preprocess/predict absorb (results are written with If-None-Match).
+
+Cost: one LIST request per 1,000 keys per poll (≈65 µs/key on SeaweedFS), so keep the watched
+prefix small (an inbox) or prefer notifications for large buckets.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from common.result_keys import is_results_location
+from common.s3client import is_not_found, normalise_etag
+from triggers.events import JSON, ObjectRef, oci_object_event, s3_records, to_body
+from triggers.invoker import InvokeError, Invoker
+
+log = logging.getLogger(__name__)
+
+Snapshot = dict[str, str]
+EventFormat = Literal["records", "oci"]
+
+
+class SnapshotStore(Protocol):
+    """Where the watcher keeps its `{key: ETag}` snapshot between polls and restarts."""
+
+    def load(self) -> Snapshot:
+        """Return the saved snapshot ({} if none yet)."""
+        ...
+
+    def save(self, snapshot: Snapshot) -> None:
+        """Replace the saved snapshot atomically."""
+        ...
+
+
+def _encode(snapshot: Snapshot) -> bytes:
+    return json.dumps({"schema": "fn-vision/watcher-snapshot@1", "objects": snapshot},
+                      ensure_ascii=False, sort_keys=True).encode()
+
+
+def _decode(data: bytes) -> Snapshot:
+    objects = json.loads(data).get("objects", {})
+    return {str(k): str(v) for k, v in objects.items()}
+
+
+@dataclass
+class FileSnapshot:
+    """Snapshot in a local JSON file, replaced atomically (temp file + fsync + rename)."""
+
+    path: Path
+
+    def load(self) -> Snapshot:
+        try:
+            return _decode(self.path.read_bytes())
+        except FileNotFoundError:
+            return {}
+
+    def save(self, snapshot: Snapshot) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=self.path.name, suffix=".tmp", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(_encode(snapshot))
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+@dataclass
+class ObjectSnapshot:
+    """Snapshot as one object in the store (e.g. the results bucket); a PUT replaces it atomically."""
+
+    client: Any
+    bucket: str
+    key: str
+
+    def load(self) -> Snapshot:
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self.key)["Body"].read()
+        except Exception as exc:
+            if is_not_found(exc):
+                return {}
+            raise
+        return _decode(body)
+
+    def save(self, snapshot: Snapshot) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self.key, Body=_encode(snapshot),
+                               ContentType=JSON)
+
+
+@dataclass
+class PollStats:
+    """What one poll saw and did."""
+
+    listed: int = 0
+    new: int = 0
+    changed: int = 0
+    removed: int = 0
+    sent: int = 0
+    failed: int = 0
+    batches: int = 0
+    list_s: float = 0.0
+    total_s: float = 0.0
+
+
+@dataclass
+class Watcher:
+    """Poll one bucket and send new/changed objects to preprocess through an `Invoker`."""
+
+    client: Any
+    bucket: str
+    invoker: Invoker
+    snapshot: SnapshotStore
+    prefix: str = ""
+    batch_size: int = 16
+    event_format: EventFormat = "records"
+    results_bucket: str = "results"
+    results_prefix: str = ""
+    emit_existing: bool = True
+    """On the very first poll (no snapshot yet): send what is already there, or only remember it."""
+    _state: Snapshot | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+
+    def list_objects(self) -> Iterator[ObjectRef]:
+        """Every object under the prefix, results area and folder markers excluded."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+            for item in page.get("Contents", []):
+                key = item["Key"]
+                if key.endswith("/") or is_results_location(
+                        self.bucket, key, self.results_bucket, self.results_prefix):
+                    continue
+                yield ObjectRef(self.bucket, key, normalise_etag(item.get("ETag")), int(item.get("Size", 0)))
+
+    def _bodies(self, refs: list[ObjectRef]) -> list[tuple[list[ObjectRef], bytes]]:
+        if self.event_format == "oci":
+            return [([ref], to_body(oci_object_event(ref))) for ref in refs]
+        return [(refs[i:i + self.batch_size], to_body(s3_records(refs[i:i + self.batch_size])))
+                for i in range(0, len(refs), self.batch_size)]
+
+    def poll_once(self) -> PollStats:
+        """List, diff against the snapshot, deliver the differences, advance the snapshot."""
+        started = time.monotonic()
+        stats = PollStats()
+        first_run = self._state is None
+        state = self.snapshot.load() if self._state is None else self._state
+        first_run = first_run and not state
+        listed = {ref.key: ref for ref in self.list_objects()}
+        stats.listed, stats.list_s = len(listed), time.monotonic() - started
+        todo = [ref for key, ref in listed.items() if state.get(key) != ref.etag]
+        stats.new = sum(1 for ref in todo if ref.key not in state)
+        stats.changed = len(todo) - stats.new
+        gone = [key for key in state if key not in listed]
+        for key in gone:
+            del state[key]
+        stats.removed = len(gone)
+        self._state = state
+        if first_run and not self.emit_existing:
+            state.update({ref.key: ref.etag for ref in todo})
+            todo = []
+        if gone or (first_run and not self.emit_existing):
+            self.snapshot.save(state)
+        for refs, body in self._bodies(todo):
+            stats.batches += 1
+            try:
+                result = self.invoker.invoke(body, JSON)
+            except InvokeError as exc:
+                log.warning("watcher: delivery failed, will retry next poll: %s", exc)
+                stats.failed += len(refs)
+                continue
+            if result.status >= 500:
+                log.warning("watcher: preprocess answered %s, will retry next poll", result.status)
+                stats.failed += len(refs)
+                continue
+            state.update({ref.key: ref.etag for ref in refs})
+            self.snapshot.save(state)
+            stats.sent += len(refs)
+        stats.total_s = time.monotonic() - started
+        return stats
+
+    def run(self, interval: float, stop_event: threading.Event) -> None:
+        """Poll every `interval` seconds until `stop_event` is set; errors are logged, not fatal."""
+        while not stop_event.is_set():
+            try:
+                stats = self.poll_once()
+                if stats.sent or stats.failed:
+                    log.info("watcher %s/%s: %s", self.bucket, self.prefix, stats)
+            except Exception:
+                log.exception("watcher %s: poll failed", self.bucket)
+            stop_event.wait(interval)
+
+    def start(self, interval: float = 1.0) -> WatcherThread:
+        """Run in a daemon thread; stop it with `.stop()` on the returned handle."""
+        handle = WatcherThread(self, interval)
+        handle.start()
+        return handle
+
+
+class WatcherThread:
+    """A watcher running in a background thread."""
+
+    def __init__(self, watcher: Watcher, interval: float) -> None:
+        self.watcher = watcher
+        self.stop_event = threading.Event()
+        self._thread = threading.Thread(target=watcher.run, args=(interval, self.stop_event),
+                                        name=f"watcher-{watcher.bucket}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Ask the loop to stop after the current poll and wait for it."""
+        self.stop_event.set()
+        self._thread.join(timeout)
