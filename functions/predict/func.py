@@ -1,0 +1,72 @@
+"""Fn entry point of predict: a thin adapter from the fdk to ``predict_core.service``.
+
+The fdk imports this module on the first call (lazily), so the imports below count towards that
+call; the model itself is loaded by ``predict_core.model.get_model`` once per hot container.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+from fdk import response
+from predict_core import service
+from predict_core.errors import PredictError, wire_status
+from predict_core.jsonlog import call_id_var, configure
+from predict_core.model import get_model
+from predict_core.results import ResultStore, S3ResultStore
+from predict_core.s3client import make_client
+from predict_core.settings import Settings
+
+MODEL_DIR = Path(__file__).resolve().parent / "model"
+"""The model bundled in the image (``fn build`` copies this folder to /function)."""
+
+configure("predict", os.environ.get("LOG_LEVEL", "INFO").upper() or "INFO")
+
+
+@functools.cache
+def _settings() -> Settings:
+    return Settings.from_env(os.environ, MODEL_DIR)
+
+
+@functools.cache
+def _s3() -> Any:
+    return make_client(_settings().s3)
+
+
+@functools.cache
+def _deps() -> service.Deps:
+    settings = _settings()
+
+    def store() -> ResultStore:
+        return S3ResultStore(_s3())
+
+    return service.Deps(settings, get_model=lambda: get_model(settings, _s3), get_store=store)
+
+
+def _headers(ctx: Any) -> dict[str, str]:
+    """Lower-case request headers; in gateway mode the fdk has already unwrapped Fn-Http-H-*."""
+    raw = ctx.Headers() or {}
+    return {str(k).lower(): str(v[0] if isinstance(v, list) and v else v) for k, v in raw.items()}
+
+
+def handler(ctx: Any, data: io.BytesIO | None = None) -> response.Response:
+    """Classify the images in the request body (see README.md for formats and errors)."""
+    call_id = ctx.CallID()
+    call_id_var.set(call_id)
+    headers = _headers(ctx)
+    body = data.getvalue() if data is not None else b""
+    try:
+        reply = service.predict(body, headers, call_id, _deps())
+    except PredictError as exc:  # bad configuration: reported like any other error
+        reply = service.error_reply(exc)
+    resp = response.Response(
+        ctx, response_data=reply.body, headers=dict(reply.headers), status_code=reply.status
+    )
+    # Response() has put the real status into Fn-Http-Status for gateway calls; the status on the
+    # wire follows the Fn rules (only 200/502/504 survive; a 502 body is dropped by the agent).
+    resp.status_code = wire_status(reply.status, headers.get("fn-intent") == "httprequest")
+    return resp

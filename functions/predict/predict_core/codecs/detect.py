@@ -1,0 +1,58 @@
+"""Find the format of a request body (docs/contracts.md §3, in this order) and decode it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+
+from ..errors import EmptyBodyError, RequestError, UnknownPayloadError
+from . import npy, oip, tfserving, wml
+from .base import Answer, DecodedRequest, Encoded
+
+_ENCODERS: dict[str, Callable[[Answer, DecodedRequest], Encoded]] = {
+    "oip": oip.encode,
+    "oip_binary": oip.encode,
+    "npy": npy.encode,
+    "tfs_row": tfserving.encode,
+    "tfs_columnar": tfserving.encode,
+    "wml": wml.encode,
+}
+
+
+def decode(body: bytes, headers: Mapping[str, str]) -> DecodedRequest:
+    """Decode a body; headers are lower-case. Raise a RequestError subclass when it cannot be used."""
+    if not body:
+        raise EmptyBodyError("the request body is empty; send images as OIP v2, .npy, TF Serving or WML")
+    header_length = headers.get(oip.HEADER_LENGTH)
+    if header_length is not None:
+        return oip.decode_binary(body, header_length)
+    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == npy.CONTENT_TYPE or body.startswith(npy.MAGIC):
+        return npy.decode(body)
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UnknownPayloadError(
+            f"the body ({len(body)} bytes, content-type {content_type or 'none'}) is neither .npy nor JSON"
+        ) from exc
+    if not isinstance(doc, dict):
+        raise UnknownPayloadError("a JSON body must be an object (OIP v2, TF Serving or WML)")
+    if oip.is_oip_json(doc):
+        return oip.decode_json(doc)
+    if "instances" in doc:
+        return tfserving.decode_row(doc)
+    if "inputs" in doc:
+        if doc["inputs"] == []:
+            raise RequestError("`inputs` is empty")
+        return tfserving.decode_columnar(doc)
+    if "input_data" in doc:
+        return wml.decode(doc)
+    keys = ", ".join(sorted(doc)[:5]) or "none"
+    raise UnknownPayloadError(
+        f"unknown JSON payload (keys: {keys}); expected inputs (OIP v2 / TF Serving), instances or input_data"
+    )
+
+
+def encode(answer: Answer, request: DecodedRequest) -> Encoded:
+    """Encode the answer in the format the request came in."""
+    return _ENCODERS[request.fmt](answer, request)

@@ -1,0 +1,131 @@
+"""Errors of the predict function: one hierarchy, each class fixes its HTTP status and stable code.
+
+This module is the only place where a failure gets its status and its code; ``service.py`` turns
+any ``PredictError`` into ``{"error": {"code", "message"}}`` and ``wire_status`` decides what the
+fdk may put on the wire (Fn keeps only 200/502/504).
+
+    PredictError (500 internal_error)
+    ├── RequestError (400 invalid_payload)            the caller sent something we cannot use
+    │   ├── EmptyBodyError (400 empty_body)
+    │   ├── UnknownPayloadError (400 unknown_payload) none of the formats of contracts.md §3
+    │   ├── InvalidParameterError (400 invalid_parameter)   top_k, sources, outputs, ...
+    │   └── TensorError (422 invalid_tensor)
+    │       ├── ShapeError (422 invalid_shape)
+    │       ├── DTypeError (422 invalid_dtype)
+    │       └── ValueRangeError (422 invalid_value)    NaN/inf or outside 0..255
+    ├── ConfigError (500 config_error)                a config key has a value we cannot use
+    ├── ModelError (503 model_unavailable)            model files missing or not loadable
+    │   └── ModelCorruptError (500 model_corrupt)     sha256 does not match the manifest
+    └── StorageUnavailableError (502 storage_unavailable)  results (or model) store unreachable
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+
+class PredictError(Exception):
+    """Base of every error predict reports to its caller."""
+
+    status: HTTPStatus = HTTPStatus.INTERNAL_SERVER_ERROR
+    code: str = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_dict(self) -> dict[str, dict[str, str]]:
+        """Return the error body of contracts.md §6."""
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+class RequestError(PredictError):
+    """The request cannot be used (client error, retrying the same request will not help)."""
+
+    status = HTTPStatus.BAD_REQUEST
+    code = "invalid_payload"
+
+
+class EmptyBodyError(RequestError):
+    """The request has no body."""
+
+    code = "empty_body"
+
+
+class UnknownPayloadError(RequestError):
+    """The body is none of the supported formats."""
+
+    code = "unknown_payload"
+
+
+class InvalidParameterError(RequestError):
+    """A request option (top_k, sources, requested outputs, ...) is invalid."""
+
+    code = "invalid_parameter"
+
+
+class TensorError(RequestError):
+    """The image tensor does not fit the model."""
+
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+    code = "invalid_tensor"
+
+
+class ShapeError(TensorError):
+    """Wrong rank, size or channel count."""
+
+    code = "invalid_shape"
+
+
+class DTypeError(TensorError):
+    """A data type other than uint8 or float32."""
+
+    code = "invalid_dtype"
+
+
+class ValueRangeError(TensorError):
+    """Values outside 0..255 or not finite."""
+
+    code = "invalid_value"
+
+
+class ConfigError(PredictError):
+    """A configuration key has a value we cannot use."""
+
+    code = "config_error"
+
+
+class ModelError(PredictError):
+    """The model cannot be found or loaded."""
+
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    code = "model_unavailable"
+
+
+class ModelCorruptError(ModelError):
+    """A model artifact does not match the sha256 in its manifest: refuse to serve it."""
+
+    status = HTTPStatus.INTERNAL_SERVER_ERROR
+    code = "model_corrupt"
+
+
+class StorageUnavailableError(PredictError):
+    """Object storage could not be reached or refused the request."""
+
+    status = HTTPStatus.BAD_GATEWAY
+    code = "storage_unavailable"
+
+
+def wire_status(status: int, gateway: bool) -> int:
+    """Return the HTTP status the fdk must send to the Fn agent for a reply with this real status.
+
+    Gateway (HTTP trigger) calls: always 200, the real status travels in ``Fn-Http-Status`` and the
+    body survives. ``/invoke`` calls: the agent keeps only 200/502/504 and drops the body of a 502,
+    so client errors go out as 200 (the body carries the code) and server-side failures as 502, so
+    that Fn records a failed call and an event source retries it.
+    """
+    if gateway:
+        return 200
+    if status == HTTPStatus.GATEWAY_TIMEOUT:
+        return 504
+    return 502 if status >= 500 else 200

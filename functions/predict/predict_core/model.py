@@ -1,0 +1,210 @@
+"""The model, loaded once per hot container: engines (LiteRT, TensorFlow) and the load-once cache.
+
+TensorFlow is imported only inside ``TensorFlowEngine``: a LiteRT container never loads it
+(1.3 GB on disk, seconds of import, hundreds of MB of RSS).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from .errors import ConfigError, ModelCorruptError, ModelError, PredictError
+from .manifest import MANIFEST_NAME, Manifest, verify
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Engine(Protocol):
+    """Runs the network: float32 [N,H,W,C] in 0..255 -> float32 [N,classes] probabilities."""
+
+    name: str
+
+    def predict(self, batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Return the class probabilities of a batch."""
+        ...
+
+
+class LiteRTEngine:
+    """A LiteRT interpreter; resized to the batch size of each call, serialised by a lock."""
+
+    name = "litert"
+
+    def __init__(self, path: Path, num_threads: int) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        self._interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+        self._interpreter.allocate_tensors()
+        inp = self._interpreter.get_input_details()[0]
+        self._input = int(inp["index"])
+        self._input_shape = [int(d) for d in inp["shape"]]
+        self._input_dtype = np.dtype(inp["dtype"])
+        self._output = int(self._interpreter.get_output_details()[0]["index"])
+        self._lock = threading.Lock()  # an Interpreter is not thread-safe
+
+    @property
+    def interpreter(self) -> Any:
+        """The underlying interpreter (for benchmarks)."""
+        return self._interpreter
+
+    def predict(self, batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Run one batch (the interpreter is resized when the batch size changes)."""
+        with self._lock:
+            n = int(batch.shape[0])
+            if n != self._input_shape[0]:
+                self._interpreter.resize_tensor_input(self._input, [n, *self._input_shape[1:]])
+                self._interpreter.allocate_tensors()
+                self._input_shape[0] = n
+            self._interpreter.set_tensor(self._input, batch.astype(self._input_dtype, copy=False))
+            self._interpreter.invoke()
+            return np.array(self._interpreter.get_tensor(self._output), dtype=np.float32)
+
+
+class TensorFlowEngine:
+    """A SavedModel signature called with TensorFlow (imported here, never at module level)."""
+
+    name = "tensorflow"
+
+    def __init__(self, path: Path, signature: str) -> None:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        try:
+            import tensorflow as tf
+        except ImportError as exc:
+            raise ModelError(
+                "MODEL_ENGINE=tensorflow needs tensorflow-cpu in requirements.txt (not in the default image)"
+            ) from exc
+        self._tf = tf
+        loaded = tf.saved_model.load(str(path))
+        self._loaded = loaded  # keep the trackable object alive: the signature refers to it
+        self._fn = loaded.signatures[signature]
+        inputs = self._fn.structured_input_signature[1]
+        outputs = self._fn.structured_outputs
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ModelError(f"signature {signature} must have one input and one output")
+        self._input_name = next(iter(inputs))
+        self._output_name = next(iter(outputs))
+
+    def predict(self, batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Run one batch through the signature."""
+        result = self._fn(**{self._input_name: self._tf.constant(batch)})
+        return np.asarray(result[self._output_name].numpy(), dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready to serve, with its provenance."""
+
+    manifest: Manifest
+    labels: tuple[str, ...]
+    engine: Engine
+    uri: str
+    load_ms: float
+
+    def info(self) -> dict[str, str]:
+        """Return name, version, digest and engine (the `model` object of answers and documents)."""
+        m = self.manifest
+        return {"name": m.name, "version": m.version, "digest": m.digest, "engine": self.engine.name}
+
+
+def _labels(path: Path) -> tuple[str, ...]:
+    try:
+        labels = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise ModelCorruptError(f"labels file {path.name} is unreadable: {exc}") from exc
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        raise ModelCorruptError(f"labels file {path.name} must be a JSON list of strings")
+    return tuple(labels)
+
+
+def load_model(settings: Settings, s3_client: Callable[[], Any]) -> LoadedModel:
+    """Load (download if s3://) and verify the model named by the settings; no caching here."""
+    start = time.perf_counter()
+    uri = settings.model_uri
+    remote = uri.startswith("s3://")
+    if remote:
+        from .fetch import download_model
+
+        directory = download_model(uri, settings.engine, settings.cache_dir, s3_client())
+    elif "://" in uri and not uri.startswith("file://"):
+        raise ConfigError(f"MODEL_URI={uri!r}: use a directory path or s3://bucket/prefix/")
+    else:
+        directory = Path(uri.removeprefix("file://"))
+    manifest_path = directory / MANIFEST_NAME
+    if not manifest_path.is_file():
+        raise ModelError(f"no {MANIFEST_NAME} in model directory {directory} (MODEL_URI={uri})")
+    manifest = Manifest.from_json(manifest_path.read_bytes())
+    artifact = manifest.artifact_for(settings.engine)
+    if remote or settings.verify:
+        verify(directory / manifest.labels_path, manifest.labels_sha256, "labels")
+        verify(directory / artifact.path, artifact.sha256, settings.engine)
+    labels = _labels(directory / manifest.labels_path)
+    try:
+        engine: Engine
+        if settings.engine == "tensorflow":
+            signature = str(manifest.engines.get("tensorflow", {}).get("signature", "serving_default"))
+            engine = TensorFlowEngine(directory / artifact.path, signature)
+        else:
+            hint = manifest.engines.get("litert", {}).get("num_threads", 2)
+            engine = LiteRTEngine(directory / artifact.path, settings.num_threads or int(hint))
+    except PredictError:
+        raise
+    except Exception as exc:  # a file that passed its checksum but does not load
+        raise ModelCorruptError(f"cannot load {artifact.path} with {settings.engine}: {exc}") from exc
+    probe = engine.predict(np.zeros((1, manifest.height, manifest.width, manifest.channels), np.float32))
+    if probe.shape != (1, len(labels)):
+        raise ModelCorruptError(f"the model outputs {list(probe.shape)} but there are {len(labels)} labels")
+    load_ms = (time.perf_counter() - start) * 1000
+    log.info(
+        "model loaded",
+        extra={
+            "model": manifest.name,
+            "model_version": manifest.version,
+            "engine": engine.name,
+            "model_uri": uri,
+            "load_ms": round(load_ms, 1),
+            "tensorflow_imported": "tensorflow" in sys.modules,
+        },
+    )
+    return LoadedModel(manifest, labels, engine, uri, load_ms)
+
+
+_lock = threading.Lock()
+_loaded: tuple[tuple[str, str, int | None], LoadedModel] | None = None
+
+
+def get_model(settings: Settings, s3_client: Callable[[], Any]) -> tuple[LoadedModel, bool]:
+    """Return the container's model and whether this call loaded it (a cold start).
+
+    The first caller loads under the lock; concurrent callers wait and reuse it. A failed load is
+    not cached, so the next call tries again.
+    """
+    global _loaded
+    key = (settings.model_uri, settings.engine, settings.num_threads)
+    current = _loaded
+    if current is not None and current[0] == key:
+        return current[1], False
+    with _lock:
+        if _loaded is not None and _loaded[0] == key:
+            return _loaded[1], False
+        model = load_model(settings, s3_client)
+        _loaded = (key, model)
+        return model, True
+
+
+def reset() -> None:
+    """Forget the cached model (tests)."""
+    global _loaded
+    with _lock:
+        _loaded = None

@@ -1,0 +1,113 @@
+"""Result documents (docs/contracts.md §5), written once with a conditional put."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from .codecs.base import Label, Source
+from .errors import StorageUnavailableError
+from .result_keys import result_key
+from .s3client import error_code, is_precondition_failed, normalise_etag
+
+SCHEMA = "fn-vision/result@1"
+CREATED = "created"
+EXISTS = "exists"
+_RESERVED = ("schema", "predictions", "model", "timings", "call_id", "cold_start", "recorded_at")
+
+log = logging.getLogger(__name__)
+
+
+class ResultStore(Protocol):
+    """Where result documents go."""
+
+    def put_if_absent(self, bucket: str, key: str, body: bytes) -> bool:
+        """Write body unless key exists; return True if written, False if it already existed."""
+        ...
+
+
+class S3ResultStore:
+    """A boto3 S3 client with ``PutObject(IfNoneMatch="*")``."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def put_if_absent(self, bucket: str, key: str, body: bytes) -> bool:
+        """Conditional create; 412 means another call recorded it first."""
+        try:
+            self._client.put_object(
+                Bucket=bucket, Key=key, Body=body, ContentType="application/json", IfNoneMatch="*"
+            )
+        except Exception as exc:  # ClientError, EndpointConnectionError, timeouts, ...
+            if is_precondition_failed(exc):
+                return False
+            code = error_code(exc) or type(exc).__name__
+            raise StorageUnavailableError(f"cannot record s3://{bucket}/{key}: {code}: {exc}") from exc
+        return True
+
+
+class MemoryResultStore:
+    """An in-memory store with the same semantics (unit tests)."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], bytes] = {}
+
+    def put_if_absent(self, bucket: str, key: str, body: bytes) -> bool:
+        """Store body unless the key is taken."""
+        if (bucket, key) in self.objects:
+            return False
+        self.objects[(bucket, key)] = body
+        return True
+
+
+def build_document(
+    source: Source,
+    predictions: Sequence[Label],
+    model: Mapping[str, str],
+    timings: Mapping[str, float],
+    call_id: str | None,
+    cold_start: bool,
+    recorded_at: datetime,
+) -> dict[str, Any]:
+    """Return the result document; the source's metadata (source, image, exif, ...) is copied in."""
+    doc: dict[str, Any] = {"schema": SCHEMA}
+    for name, value in source.metadata.items():
+        if name not in _RESERVED:
+            doc[name] = value
+    given = doc.get("source")
+    doc["source"] = {
+        **(given if isinstance(given, dict) else {}),
+        "bucket": source.bucket,
+        "key": source.key,
+        "etag": normalise_etag(source.etag),
+    }
+    doc.update(
+        predictions=[label.to_dict() for label in predictions],
+        model=dict(model),
+        timings=dict(timings),
+        call_id=call_id,
+        cold_start=cold_start,
+        recorded_at=recorded_at.isoformat().replace("+00:00", "Z"),
+    )
+    return doc
+
+
+def record(
+    store: ResultStore,
+    bucket: str,
+    prefix: str,
+    source: Source,
+    model: Mapping[str, str],
+    doc: Mapping[str, Any],
+) -> dict[str, str]:
+    """Write one document under its key (result_keys); return {"bucket","key","status"}."""
+    key = result_key(
+        prefix, source.bucket, source.key, normalise_etag(source.etag), model["name"], model["version"]
+    )
+    created = store.put_if_absent(bucket, key, json.dumps(doc, separators=(",", ":")).encode())
+    status = CREATED if created else EXISTS
+    log.info("result recorded", extra={"bucket": bucket, "key": key, "status": status})
+    return {"bucket": bucket, "key": key, "status": status}

@@ -1,0 +1,97 @@
+"""Configuration of the predict function, read once from the environment (Fn config = env vars).
+
+Every key is listed in ``functions/predict/README.md``; S3_* keys are parsed by ``s3client``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ConfigError
+from .s3client import S3Settings, StorageConfigError, parse_bool
+
+MODEL_URI = "MODEL_URI"
+MODEL_ENGINE = "MODEL_ENGINE"
+MODEL_NUM_THREADS = "MODEL_NUM_THREADS"
+MODEL_CACHE_DIR = "MODEL_CACHE_DIR"
+MODEL_VERIFY = "MODEL_VERIFY"
+TOP_K = "TOP_K"
+MAX_BATCH = "MAX_BATCH"
+RESULTS_BUCKET = "RESULTS_BUCKET"
+RESULTS_PREFIX = "RESULTS_PREFIX"
+LOG_LEVEL = "LOG_LEVEL"
+
+ENGINES = ("litert", "tensorflow")
+_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is not an integer") from exc
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={value} must be between {low} and {high}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What predict serves and where it records results."""
+
+    model_uri: str
+    """Model directory path, or ``s3://bucket/prefix/`` holding the same files."""
+    engine: str = "litert"
+    """``litert`` (the .tflite, default) or ``tensorflow`` (the SavedModel; needs tensorflow installed)."""
+    num_threads: int | None = None
+    """LiteRT interpreter threads; None: the manifest's hint (engines.litert.num_threads), else 2."""
+    cache_dir: str = "/tmp/predict-model"
+    """Where an ``s3://`` model is downloaded to (Fn functions may only write under /tmp)."""
+    verify: bool = True
+    """Check each artifact's sha256 against the manifest, also for a local directory."""
+    top_k: int = 5
+    """Labels per image when the request does not say."""
+    max_batch: int = 64
+    """Largest batch accepted in one call (memory guard: 64 float32 images are 38 MB)."""
+    results_bucket: str = "results"
+    """Bucket of the result documents."""
+    results_prefix: str = ""
+    """Key prefix of the result documents."""
+    log_level: str = "INFO"
+    """Level of our loggers (noisy libraries stay at WARNING)."""
+    s3: S3Settings = field(default_factory=S3Settings)
+    """Object storage (S3_* keys, docs/contracts.md §7)."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], default_model_dir: str | Path) -> Settings:
+        """Parse the settings; raise ConfigError naming the key on any bad value."""
+        engine = env.get(MODEL_ENGINE, "litert").strip().lower() or "litert"
+        if engine not in ENGINES:
+            raise ConfigError(f"{MODEL_ENGINE}={engine!r}: use one of {', '.join(ENGINES)}")
+        level = env.get(LOG_LEVEL, "INFO").strip().upper() or "INFO"
+        if level not in _LEVELS:
+            raise ConfigError(f"{LOG_LEVEL}={level!r}: use one of {', '.join(sorted(_LEVELS))}")
+        threads_raw = env.get(MODEL_NUM_THREADS, "").strip()
+        try:
+            s3 = S3Settings.from_env(env)
+            verify = parse_bool(MODEL_VERIFY, env.get(MODEL_VERIFY, "true"))
+        except StorageConfigError as exc:
+            raise ConfigError(str(exc)) from exc
+        return cls(
+            model_uri=env.get(MODEL_URI, "").strip() or str(default_model_dir),
+            engine=engine,
+            num_threads=_int(env, MODEL_NUM_THREADS, 0, 1, 64) if threads_raw else None,
+            cache_dir=env.get(MODEL_CACHE_DIR, "").strip() or "/tmp/predict-model",
+            verify=verify,
+            top_k=_int(env, TOP_K, 5, 1, 1000),
+            max_batch=_int(env, MAX_BATCH, 64, 1, 1024),
+            results_bucket=env.get(RESULTS_BUCKET, "").strip() or "results",
+            results_prefix=env.get(RESULTS_PREFIX, "").strip(),
+            log_level=level,
+            s3=s3,
+        )
