@@ -16,6 +16,7 @@ resolves only the few names a state_dict needs and refuses every other one.
 
 from __future__ import annotations
 
+import _compat_pickle
 import collections
 import io
 import pickle
@@ -106,6 +107,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return _rebuild_tensor
         if module == "torch" and name in _STORAGE_DTYPES:
             return _StorageType(name, _STORAGE_DTYPES[name])
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)  # protocol 2 says __builtin__
         raise UnsafePickleError(
             f"refusing to load global {module}.{name}: only torch tensor/storage rebuild helpers "
             "and collections.OrderedDict are allowed in a state_dict"
@@ -163,7 +165,8 @@ def _materialise(ref: _TensorRef, buffers: dict[str, npt.NDArray[Any]]) -> npt.N
     view = np.lib.stride_tricks.as_strided(
         buf[ref.offset :], shape=ref.size, strides=tuple(s * item for s in ref.stride), writeable=False
     )
-    return np.array(view, dtype=buf.dtype.newbyteorder("="), copy=True)
+    # order="C": these files store conv weights as permuted views (TF layout underneath).
+    return np.array(view, dtype=buf.dtype.newbyteorder("="), order="C", copy=True)
 
 
 def read_state_dict(source: str | Path | bytes) -> dict[str, npt.NDArray[Any]]:
