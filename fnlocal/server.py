@@ -186,7 +186,9 @@ class FnLocal:
 
     def fn_id(self, app: str, function: str) -> str:
         """The stable id of a function (as in /invoke/{fn_id})."""
-        return self.runtime.find(app, function).fn_id
+        if app != self.app.name or function not in self.app.functions:
+            raise KeyError(f"no function {app}/{function}")
+        return self.app.functions[function].fn_id
 
     def invoke_url(self, app: str, function: str) -> str:
         """`<url>/invoke/<fn_id>` for a function."""
