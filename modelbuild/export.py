@@ -69,7 +69,7 @@ class _Stages:
     def done(self, stage: str) -> None:
         """Log that a stage finished."""
         now = time.perf_counter()
-        self._log(f"[modelbuild] {stage:<28} {now - self._last:6.2f} s  (total {now - self._start:6.2f} s)")
+        self._log(f"[modelbuild] {stage:<32} {now - self._last:6.2f} s  (total {now - self._start:6.2f} s)")
         self._last = now
 
 
@@ -155,7 +155,8 @@ def _assemble(tmp: Path, inputs: BuildInputs, stages: _Stages, log: Log) -> None
     _check_predictions("TFLite", photos, lite_probs)
     stages.done(f"verify LiteRT (max diff {diff:.1e})")
 
-    (tmp / LABELS_NAME).write_text(json.dumps(imagenet_labels(), indent=0) + "\n", "utf-8")
+    labels = imagenet_labels()
+    (tmp / LABELS_NAME).write_text(json.dumps(labels, indent=0) + "\n", "utf-8")
     created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     manifest = make_manifest(tmp, inputs, created)
     (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", "utf-8")
@@ -164,8 +165,8 @@ def _assemble(tmp: Path, inputs: BuildInputs, stages: _Stages, log: Log) -> None
         raise BuildError("manifest does not match the files: " + "; ".join(problems))
     stages.done("labels + manifest")
     for row, photo in zip(lite_probs, photos, strict=True):
-        top = np.argsort(-row)[:3]
-        log(f"[modelbuild]   {photo.name:<16} " + ", ".join(f"{int(i)}:{row[i]:.3f}" for i in top))
+        top = np.argsort(-row)[:5]
+        log(f"[modelbuild]   {photo.name:<16} " + ", ".join(f"{labels[i]} {row[i]:.3f}" for i in top))
 
 
 @contextmanager
