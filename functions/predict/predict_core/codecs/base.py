@@ -145,7 +145,8 @@ def parse_sources(value: Any) -> tuple[Source | None, ...] | None:
         parts = {k: entry.get(k) or "" for k in ("bucket", "key", "etag")}
         if not all(isinstance(v, str) for v in parts.values()):
             raise InvalidParameterError(f"sources[{i}]: bucket, key and etag must be strings")
-        metadata = entry.get("metadata") or {}
+        metadata = entry.get("metadata")
+        metadata = {} if metadata is None else metadata
         if not isinstance(metadata, dict):
             raise InvalidParameterError(f"sources[{i}].metadata must be an object")
         parsed.append(Source(bucket=parts["bucket"], key=parts["key"], etag=parts["etag"], metadata=metadata))
