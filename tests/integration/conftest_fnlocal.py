@@ -1,4 +1,4 @@
-"""Fixtures for fnlocal's integration tests , loaded with pytest_plugins.
+"""Fixtures for fnlocal's integration tests, loaded with pytest_plugins.
 
 `fnlocal_factory(**kwargs)` starts an FnLocal on the fixture app `tests/fixtures/apps/demo` on a free
 port and stops it after the test; `fl` is one with defaults; `http` is an httpx client.
