@@ -39,7 +39,7 @@ test-integration: venv model
 
 lint: venv
 	$(PY) -m ruff check .
-	$(PY) -m mypy functions/predict/predict_core functions/preprocess/preprocess_core fnlocal devstack triggers
+	$(PY) -m mypy functions/predict/predict_core functions/preprocess/preprocess_core fnlocal devstack triggers modelbuild
 
 # The main job: the whole local pipeline on the bundled sample photos.
 run: venv model
