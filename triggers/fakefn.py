@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -60,9 +61,13 @@ class FakePreprocess:
     model_version: str = "0.0.0"
     fail_status: Callable[[list[ObjectRef]], int | None] | None = None
     """Optional hook: return a status to answer instead of processing (to simulate failures)."""
+    delay_s: float = 0.0
+    """Time each request takes before it is processed (to simulate model work)."""
     requests: list[dict[str, Any]] = field(default_factory=list)
     created: list[ObjectRef] = field(default_factory=list)
     existed: list[ObjectRef] = field(default_factory=list)
+    inflight: int = 0
+    """Requests being handled right now."""
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _server: ThreadingHTTPServer | None = field(default=None, init=False, repr=False)
 
@@ -85,6 +90,8 @@ class FakePreprocess:
         refs = parse_refs(event)
         with self._lock:
             self.requests.append({"headers": headers, "event": event, "refs": refs})
+        if self.delay_s:
+            time.sleep(self.delay_s)
         if self.fail_status is not None:
             status = self.fail_status(refs)
             if status is not None:
@@ -122,10 +129,15 @@ class FakePreprocess:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 detached = headers.get("fn-invoke-type") == "detached"
+                with fake._lock:
+                    fake.inflight += 1
                 try:
                     status, answer = fake.handle(body, headers)
                 except Exception as exc:  # a storage error: Fn would answer 502
                     status, answer = 502, {"error": {"code": "storage_error", "message": str(exc)}}
+                finally:
+                    with fake._lock:
+                        fake.inflight -= 1
                 data = b"" if detached and status < 300 else json.dumps(answer).encode()
                 self.send_response(202 if detached and status < 300 else status)
                 self.send_header("Content-Type", "application/json")
