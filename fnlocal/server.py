@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import socket
 import threading
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +20,7 @@ from fnlocal.protocol import FnError, Headers
 from fnlocal.runtime import Runtime
 
 DEFAULT_PORT = 8080
+_Request = socket.socket | tuple[bytes, socket.socket]
 
 
 class _Server(ThreadingHTTPServer):
@@ -28,6 +30,29 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], runtime: Runtime) -> None:
         super().__init__(address, _Handler)
         self.runtime = runtime
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+
+    def process_request(self, request: _Request, client_address: Any) -> None:
+        if isinstance(request, socket.socket):
+            with self._open_lock:
+                self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: _Request) -> None:
+        if isinstance(request, socket.socket):
+            with self._open_lock:
+                self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """End keep-alive connections so no handler thread outlives the server."""
+        with self._open_lock:
+            for sock in self._open:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -176,6 +201,7 @@ class FnLocal:
         server, self._server = self._server, None
         if server is not None:
             server.shutdown()
+            server.close_connections()
             server.server_close()
         if self._runtime is not None:
             self._runtime.close()

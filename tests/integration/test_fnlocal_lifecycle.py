@@ -121,8 +121,8 @@ def test_stop_leaves_no_process_and_no_socket_dir(fnlocal_factory, http: httpx.C
     fl = fnlocal_factory()
     for name in ("echo", "exiter", "sleeper"):
         assert http.post(fl.invoke_url("demo", name), content=b"0").status_code == 200
-    pids = fdk_pids_for(DEMO_APP)
-    assert len(pids) >= 3
+    pids = [c["pid"] for name in ("echo", "exiter", "sleeper") for c in containers(fl, name)]
+    assert len(pids) == 3 and set(pids) <= set(fdk_pids_for(DEMO_APP))
     root = fl.runtime._root
     assert any(root.iterdir())
     fl.stop()
