@@ -1,0 +1,41 @@
+"""Every body the triggers send parses, in preprocess's own parser, to the object they meant."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from triggers.events import OCI_UPDATE, ObjectRef, oci_object_event, s3_records, to_body
+
+events = pytest.importorskip("preprocess_core.events")
+
+REFS = [ObjectRef("images", k, f"etag{i}", 10 + i) for i, k in enumerate(
+    ["cat.jpg", "in/with space.jpg", "a+b/c+d.jpg", "été/日本 photo.jpg", "100%/x.jpg"])]
+HEADERS = {"content-type": "application/json"}
+
+
+def _parsed(body: bytes) -> list[tuple[str, str, str]]:
+    request = events.parse_request(body, HEADERS)
+    assert request.from_event and not request.ignored
+    return [(r.bucket, r.key, r.etag) for r in request.inputs]
+
+
+def _want(refs: list[ObjectRef]) -> list[tuple[str, str, str]]:
+    return [(r.bucket, r.key, r.etag) for r in refs]
+
+
+@pytest.mark.parametrize("ref", REFS, ids=lambda r: r.key)
+def test_oci_createobject_and_updateobject(ref: ObjectRef) -> None:
+    assert _parsed(to_body(oci_object_event(ref))) == _want([ref])
+    assert _parsed(to_body(oci_object_event(ref, event_type=OCI_UPDATE))) == _want([ref])
+
+
+def test_s3_records_batch_is_one_call() -> None:
+    assert _parsed(to_body(s3_records(REFS))) == _want(REFS)
+
+
+def test_sns_envelope_forwarded_unchanged() -> None:
+    envelope = {"Type": "Notification", "MessageId": "m1", "TopicArn": "arn:aws:sns:us-east-1:1:t",
+                "Message": json.dumps(s3_records(REFS[:2])), "Timestamp": "2026-01-01T00:00:00.000Z"}
+    assert _parsed(json.dumps(envelope).encode()) == _want(REFS[:2])
