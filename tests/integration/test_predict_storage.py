@@ -1,0 +1,187 @@
+"""predict against a real SeaweedFS: idempotent results, s3:// models with sha256 checks, storage errors."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.fdkproc import FdkProcess
+
+REPO = Path(__file__).resolve().parents[2]
+FUNC = REPO / "functions" / "predict" / "func.py"
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def image(model_dir: Path) -> np.ndarray:
+    photos = pytest.importorskip("modelbuild.photos")
+    (chelsea,) = photos.sample_photos(["chelsea"])
+    return photos.preprocess(chelsea.image())
+
+
+def npy(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array)
+    return buf.getvalue()
+
+
+def oip_body(image: np.ndarray, sources: list[Any]) -> tuple[bytes, dict[str, str]]:
+    raw = image[np.newaxis].tobytes()
+    head = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "images",
+                    "shape": [1, *image.shape],
+                    "datatype": "UINT8",
+                    "parameters": {"binary_data_size": len(raw)},
+                }
+            ],
+            "parameters": {"sources": json.dumps(sources), "top_k": 3},
+        }
+    ).encode()
+    return head + raw, {"Inference-Header-Content-Length": str(len(head))}
+
+
+def native(reply: Any) -> dict[str, Any]:
+    size = int(reply.headers.get("inference-header-content-length", len(reply.body)))
+    return json.loads(json.loads(reply.body[:size])["parameters"]["fnvision"])
+
+
+@pytest.fixture
+def results_fn(seaweed: Any, new_bucket: Any) -> Iterator[tuple[FdkProcess, str]]:
+    bucket = new_bucket("results")
+    env = {**seaweed.env(), "RESULTS_BUCKET": bucket, "RESULTS_PREFIX": "v1/"}
+    with FdkProcess(FUNC, env=env) as proc:
+        yield proc, bucket
+
+
+def test_result_recorded_once_and_duplicate_reports_exists(
+    results_fn: tuple[FdkProcess, str], s3: Any, image: np.ndarray
+) -> None:
+    fn, bucket = results_fn
+    metadata = {
+        "source": {"size": 12345, "content_type": "image/jpeg", "event_id": "ev-1"},
+        "image": {"format": "JPEG", "width": 451, "height": 300, "sha256": "ab" * 32},
+        "exif": {"make": None},
+    }
+    sources = [{"bucket": "images", "key": "cats/chelsea.jpg", "etag": '"etag-1"', "metadata": metadata}]
+    body, headers = oip_body(image, sources)
+    first = fn.call(body, headers, call_id="01FIRST")
+    key = "v1/images/cats/chelsea.jpg/etag-1/efficientnet-lite0@1.0.0.json"
+    stored = s3.get_object(Bucket=bucket, Key=key)
+    original, original_etag = stored["Body"].read(), stored["ETag"]
+
+    second = fn.call(body, headers, call_id="01SECOND")
+    a, b = native(first), native(second)
+    assert a["predictions"][0]["result"] == {"bucket": bucket, "key": key, "status": "created"}
+    assert b["predictions"][0]["result"] == {"bucket": bucket, "key": key, "status": "exists"}
+    again = s3.get_object(Bucket=bucket, Key=key)
+    assert again["Body"].read() == original and again["ETag"] == original_etag
+    listed = s3.list_objects_v2(Bucket=bucket)["Contents"]
+    assert [o["Key"] for o in listed] == [key], "a duplicate must never make a second document"
+
+    doc = json.loads(original)
+    assert doc["schema"] == "fn-vision/result@1" and doc["call_id"] == "01FIRST"
+    assert doc["source"] == {
+        **metadata["source"],
+        "bucket": "images",
+        "key": "cats/chelsea.jpg",
+        "etag": "etag-1",
+    }
+    assert doc["image"] == metadata["image"] and doc["exif"] == {"make": None}
+    assert doc["predictions"][0]["index"] in {281, 282, 285} and len(doc["predictions"]) == 3
+    assert doc["model"]["name"] == "efficientnet-lite0" and doc["model"]["engine"] == "litert"
+    assert doc["recorded_at"].endswith("Z") and "inference_ms" in doc["timings"]
+
+
+def _upload_model(s3: Any, bucket: str, prefix: str, model_dir: Path, corrupt: str | None = None) -> None:
+    for path in sorted(model_dir.rglob("*")):
+        if path.is_file():
+            rel = path.relative_to(model_dir).as_posix()
+            data = path.read_bytes()
+            if rel == corrupt:
+                data = data[:-1] + bytes([data[-1] ^ 0x01])
+            s3.put_object(Bucket=bucket, Key=prefix + rel, Body=data)
+
+
+def test_model_from_s3_is_downloaded_and_verified(
+    seaweed: Any, s3: Any, new_bucket: Any, model_dir: Path, image: np.ndarray, tmp_path: Path
+) -> None:
+    bucket = new_bucket("models")
+    _upload_model(s3, bucket, "lite0/1.0.0/", model_dir)
+    env = {**seaweed.env(), "MODEL_URI": f"s3://{bucket}/lite0/1.0.0/", "MODEL_CACHE_DIR": str(tmp_path)}
+    with FdkProcess(FUNC, env=env) as fn:
+        reply = fn.call(npy(image), {"Content-Type": "application/x-npy"})
+        hot = fn.call(npy(image), {"Content-Type": "application/x-npy"})
+        logs = fn.json_logs()
+    assert reply.status == 200, reply.body
+    assert reply.json()["predictions"][0]["top_k"][0]["index"] in {281, 282, 285}
+    assert reply.json()["cold_start"] is True and hot.json()["cold_start"] is False
+    assert [e["msg"] for e in logs].count("model downloaded") == 1
+    (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "efficientnet_lite0.tflite",
+        "labels.json",
+        "manifest.json",
+    ]
+
+
+def test_savedmodel_tree_download_matches_manifest(
+    seaweed: Any, s3: Any, new_bucket: Any, model_dir: Path, tmp_path: Path
+) -> None:
+    from predict_core.fetch import download_model
+    from predict_core.manifest import Manifest, verify
+    from predict_core.s3client import S3Settings, make_client
+
+    bucket = new_bucket("models")
+    _upload_model(s3, bucket, "m/", model_dir)
+    client = make_client(S3Settings.from_env(seaweed.env()))
+    local = download_model(f"s3://{bucket}/m", "tensorflow", str(tmp_path), client)
+    manifest = Manifest.from_json((local / "manifest.json").read_bytes())
+    artifact = manifest.artifact_for("tensorflow")
+    verify(local / artifact.path, artifact.sha256, "savedmodel")  # raises on mismatch
+    assert not (local / "efficientnet_lite0.tflite").exists()
+
+
+@pytest.mark.parametrize("corrupt", ["efficientnet_lite0.tflite", "labels.json"])
+def test_corrupted_artifact_in_s3_is_refused(
+    seaweed: Any, s3: Any, new_bucket: Any, model_dir: Path, image: np.ndarray, tmp_path: Path, corrupt: str
+) -> None:
+    bucket = new_bucket("models")
+    _upload_model(s3, bucket, "lite0/", model_dir, corrupt=corrupt)
+    env = {**seaweed.env(), "MODEL_URI": f"s3://{bucket}/lite0/", "MODEL_CACHE_DIR": str(tmp_path)}
+    with FdkProcess(FUNC, env=env) as fn:
+        reply = fn.call(npy(image), {"Content-Type": "application/x-npy"}, gateway=True)
+        assert fn.alive()
+    assert reply.headers["fn-http-status"] == "500"
+    assert reply.json()["error"]["code"] == "model_corrupt"
+
+
+def test_missing_s3_model_is_unavailable(seaweed: Any, new_bucket: Any, image: np.ndarray, tmp_path: Path) -> None:
+    env = {
+        **seaweed.env(),
+        "MODEL_URI": f"s3://{new_bucket('models')}/nothing/",
+        "MODEL_CACHE_DIR": str(tmp_path),
+    }
+    with FdkProcess(FUNC, env=env) as fn:
+        reply = fn.call(npy(image), {"Content-Type": "application/x-npy"})
+    assert reply.status == 502 and reply.json()["error"]["code"] == "model_unavailable"
+
+
+def test_storage_refusing_the_write_is_storage_unavailable(seaweed: Any, image: np.ndarray) -> None:
+    # (A missing results bucket is no test here: SeaweedFS's -s3.autoCreateBucket defaults to true.)
+    env = {**seaweed.env(), "S3_MAX_ATTEMPTS": "1", "S3_SECRET_ACCESS_KEY": "wrong"}
+    body, headers = oip_body(image, [{"bucket": "images", "key": "x.jpg", "etag": "e"}])
+    with FdkProcess(FUNC, env=env) as fn:
+        invoke = fn.call(body, headers)
+        trigger = fn.call(body, headers, gateway=True)
+    assert invoke.status == 502 and invoke.json()["error"]["code"] == "storage_unavailable"
+    assert "SignatureDoesNotMatch" in invoke.json()["error"]["message"] or "Access" in invoke.json()["error"]["message"]
+    assert trigger.status == 200 and trigger.headers["fn-http-status"] == "502"
