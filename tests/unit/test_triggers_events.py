@@ -79,3 +79,24 @@ def test_bodies_parse_back_to_the_same_reference(key: str) -> None:
 def test_rfc3339_is_utc_with_millis() -> None:
     assert rfc3339(datetime(2026, 5, 6, 7, 8, 9, 1500, UTC)) == "2026-05-06T07:08:09.001Z"
     assert rfc3339().endswith("Z")
+
+
+def _matches(condition: object, event: object) -> bool:
+    """OCI Events filter semantics: listed fields must exist with the same nesting; lists are OR."""
+    if isinstance(condition, dict):
+        return isinstance(event, dict) and all(k in event and _matches(v, event[k]) for k, v in condition.items())
+    if isinstance(condition, list):
+        return any(_matches(c, event) for c in condition)
+    return condition == event
+
+
+def test_shipped_oci_rule_matches_our_events_for_the_input_bucket_only() -> None:
+    rules = Path(__file__).resolve().parents[2] / "triggers" / "oci"
+    condition = json.loads((rules / "events-rule-condition.json").read_text())
+    assert json.loads(json.loads((rules / "events-rule.json").read_text())["condition"]) == condition
+    assert _matches(condition, oci_object_event(ObjectRef("images", "a.jpg", "e")))
+    assert _matches(condition, oci_object_event(ObjectRef("images", "a.jpg", "e"),
+                                                event_type="com.oraclecloud.objectstorage.updateobject"))
+    assert not _matches(condition, oci_object_event(ObjectRef("results", "a.json", "e")))
+    assert not _matches(condition, oci_object_event(ObjectRef("images", "a.jpg", "e"),
+                                                    event_type="com.oraclecloud.objectstorage.deleteobject"))
