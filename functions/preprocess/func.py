@@ -1,0 +1,96 @@
+"""Fn entry point of preprocess: a thin adapter over ``preprocess_core.service``.
+
+Status handling (docs/contracts.md §6): the body always carries the result or
+``{"error": {"code", "message"}}``; HTTP-trigger callers (``Fn-Intent: httprequest``) get the real
+status in ``Fn-Http-Status`` with wire status 200; the wire status of ``/invoke`` calls follows
+``errors.wire_status`` (client errors 200, server-side failures 502/504).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+from functools import lru_cache
+from typing import Any
+
+from fdk import response
+from preprocess_core import jsonlog, service
+from preprocess_core.errors import PreprocessError, wire_status
+from preprocess_core.events import parse_request
+from preprocess_core.fetch_s3 import S3Store
+from preprocess_core.fetch_url import UrlFetcher
+from preprocess_core.predict_client import PredictClient
+from preprocess_core.settings import Settings
+
+log = logging.getLogger("preprocess")
+_state = {"cold": True}
+
+
+@lru_cache(maxsize=1)
+def _deps() -> service.Deps:
+    """Settings and clients, built once per hot container (lazily, inside the first call)."""
+    settings = Settings.from_env(os.environ)
+    jsonlog.configure("preprocess", settings.log_level)
+    return service.Deps(
+        settings=settings,
+        store=S3Store(settings.s3, settings.results_bucket, settings.results_prefix),
+        fetcher=UrlFetcher(
+            allow_hosts=settings.url_allow_hosts,
+            connect_timeout=settings.url_connect_timeout,
+            read_timeout=settings.url_read_timeout,
+            total_timeout=settings.url_total_timeout,
+            max_redirects=settings.url_max_redirects,
+        ),
+        predictor=PredictClient(
+            settings.predict_url,
+            input_name=settings.model.name,
+            top_k=settings.top_k,
+            timeout=settings.predict_timeout,
+            attempts=settings.predict_attempts,
+            backoff=settings.predict_backoff,
+            max_request_bytes=settings.predict_max_request_bytes,
+        ),
+    )
+
+
+def _flat_headers(raw: dict[str, Any]) -> dict[str, str]:
+    """Lower-case keys, one string per header (the fdk turns header collisions into lists)."""
+    return {k.lower(): str(v[0] if isinstance(v, list) and v else v) for k, v in raw.items()}
+
+
+def _respond(ctx: Any, status: int, document: dict[str, Any], gateway: bool) -> response.Response:
+    resp = response.Response(
+        ctx,
+        response_data=json.dumps(document, ensure_ascii=False, default=str),
+        headers={"Content-Type": "application/json"},
+        status_code=status,  # becomes Fn-Http-Status in gateway mode
+    )
+    resp.status_code = wire_status(status, gateway)
+    return resp
+
+
+def handler(ctx: Any, data: io.BytesIO | None = None) -> response.Response:
+    """Fn handler: any event, request or upload → predictions per image."""
+    call_id = ctx.CallID()
+    jsonlog.call_id_var.set(call_id)
+    headers = _flat_headers(ctx.Headers() or {})
+    gateway = headers.get("fn-intent") == "httprequest"
+    body = data.getvalue() if data is not None else b""
+    try:
+        deps = _deps()
+        service.check_auth(headers, deps.settings.auth_token, gateway)
+        if gateway and not body and (ctx.Method() or "").upper() in ("GET", "HEAD"):
+            return _respond(ctx, 200, {"ok": True, "function": "preprocess"}, gateway)  # webhook liveness probes
+        request = parse_request(
+            body, headers, max_images=deps.settings.max_images, default_bucket=deps.settings.input_bucket
+        )
+        result = service.run(request, deps, call_id)
+        result["cold_start"] = _state["cold"]
+        return _respond(ctx, 200, result, gateway)
+    except PreprocessError as exc:
+        log.warning("request failed", extra={"code": exc.code, "status": int(exc.status), "why": exc.message})
+        return _respond(ctx, int(exc.status), {"error": exc.to_dict(), "call_id": call_id}, gateway)
+    finally:
+        _state["cold"] = False

@@ -1,0 +1,1 @@
+"""Pure core of the preprocess function (see ../README.md)."""

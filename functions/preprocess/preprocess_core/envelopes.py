@@ -1,0 +1,146 @@
+"""Envelopes around storage events: SNS, SQS and CloudEvents 1.0 (structured and binary).
+
+Each helper recognises one envelope and returns what is inside (still to be parsed by
+``events``), or ``None`` when the payload is not that envelope. Nothing here decodes keys.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import BadEventError
+
+SNS_TYPES = {"Notification", "SubscriptionConfirmation", "UnsubscribeConfirmation"}
+
+
+@dataclass(frozen=True)
+class CloudEvent:
+    """A CloudEvents 1.0 event, whichever way it arrived."""
+
+    type: str
+    id: str | None
+    time: str | None
+    source: str | None
+    subject: str | None
+    datacontenttype: str | None
+    data: Any
+    """Parsed JSON (dict/list), raw bytes (non-JSON binary data) or None."""
+
+
+def loads_json(text: str | bytes, what: str) -> Any:
+    """Parse JSON or raise BadEventError naming what was being parsed."""
+    try:
+        return json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadEventError(f"{what} is not valid JSON: {exc}") from exc
+
+
+def sns_message(payload: Mapping[str, Any]) -> tuple[str, Any] | None:
+    """Unwrap an SNS HTTP(S) delivery: returns (sns type, parsed Message or None)."""
+    kind = payload.get("Type")
+    if kind not in SNS_TYPES or "Message" not in payload:
+        return None
+    if kind != "Notification":
+        return str(kind), None
+    message = payload["Message"]
+    if isinstance(message, str):
+        return str(kind), loads_json(message, "SNS Message")
+    return str(kind), message
+
+
+def sqs_bodies(payload: Mapping[str, Any]) -> list[Any] | None:
+    """Unwrap SQS messages: Lambda-style `Records[].body` or ReceiveMessage `Messages[].Body`."""
+    records = payload.get("Records")
+    if (
+        isinstance(records, list)
+        and records
+        and all(
+            isinstance(r, dict) and (r.get("eventSource") == "aws:sqs" or ("body" in r and "receiptHandle" in r))
+            for r in records
+        )
+    ):
+        return [_maybe_json(r.get("body"), "SQS body") for r in records]
+    messages = payload.get("Messages")
+    if isinstance(messages, list) and all(isinstance(m, dict) and "Body" in m for m in messages):
+        return [_maybe_json(m.get("Body"), "SQS Body") for m in messages]
+    return None
+
+
+def lambda_sns_messages(payload: Mapping[str, Any]) -> list[Any] | None:
+    """Unwrap SNS-to-Lambda style records: `Records[].Sns.Message`."""
+    records = payload.get("Records")
+    if isinstance(records, list) and records and all(isinstance(r, dict) and "Sns" in r for r in records):
+        return [_maybe_json(r["Sns"].get("Message"), "SNS Message") for r in records]
+    return None
+
+
+def _maybe_json(value: Any, what: str) -> Any:
+    return loads_json(value, what) if isinstance(value, (str, bytes)) else value
+
+
+def structured_cloudevent(payload: Mapping[str, Any]) -> CloudEvent | None:
+    """A CloudEvents 1.0 structured-mode event (`specversion` + `type`)."""
+    if "specversion" not in payload or "type" not in payload:
+        return None
+    data: Any = payload.get("data")
+    if data is None and "data_base64" in payload:
+        try:
+            raw = base64.b64decode(str(payload["data_base64"]), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise BadEventError(f"CloudEvent data_base64 is not base64: {exc}") from exc
+        data = _data_from_bytes(raw, _opt(payload.get("datacontenttype")))
+    elif isinstance(data, str) and _is_json_type(_opt(payload.get("datacontenttype"))):
+        data = loads_json(data, "CloudEvent data")
+    return CloudEvent(
+        type=str(payload["type"]),
+        id=_opt(payload.get("id")),
+        time=_opt(payload.get("time")),
+        source=_opt(payload.get("source")),
+        subject=_opt(payload.get("subject")),
+        datacontenttype=_opt(payload.get("datacontenttype")),
+        data=data,
+    )
+
+
+def binary_cloudevent(headers: Mapping[str, str], body: bytes) -> CloudEvent | None:
+    """A CloudEvents 1.0 binary-mode event: attributes in `ce-*` headers, data in the body."""
+    if "ce-specversion" not in headers:
+        return None
+    ce_type = headers.get("ce-type")
+    if not ce_type:
+        raise BadEventError("binary CloudEvent without ce-type header")
+    content_type = headers.get("content-type")
+    return CloudEvent(
+        type=ce_type,
+        id=headers.get("ce-id"),
+        time=headers.get("ce-time"),
+        source=headers.get("ce-source"),
+        subject=headers.get("ce-subject"),
+        datacontenttype=content_type,
+        data=_data_from_bytes(body, content_type) if body else None,
+    )
+
+
+def _is_json_type(content_type: str | None) -> bool:
+    if not content_type:
+        return True
+    base = content_type.split(";")[0].strip().lower()
+    return base == "application/json" or base.endswith("+json") or base == "text/json"
+
+
+def _data_from_bytes(raw: bytes, content_type: str | None) -> Any:
+    base = (content_type or "").split(";")[0].strip().lower()
+    if base.startswith("image/") or base == "application/octet-stream":
+        return raw
+    if _is_json_type(content_type) or base == "text/plain":
+        return loads_json(raw, "CloudEvent data")
+    return raw
+
+
+def _opt(value: Any) -> str | None:
+    return None if value is None else str(value)

@@ -1,0 +1,105 @@
+"""Objects from S3-compatible storage: streamed with a byte cap; conditional writes of records.
+
+The boto3 client comes from ``s3client`` (same settings as predict) and is created lazily, once
+per hot container. Objects in the results bucket/prefix are refused (no self-trigger loops).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ObjectNotFoundError, RefusedSourceError, StorageError, TooLargeError
+from .result_keys import is_results_location
+from .s3client import S3Settings, is_not_found, is_precondition_failed, make_client, normalise_etag
+
+log = logging.getLogger(__name__)
+_CHUNK = 256 * 1024
+
+
+@dataclass(frozen=True)
+class FetchedObject:
+    """Bytes of one object version and its headers."""
+
+    data: bytes
+    etag: str
+    size: int
+    content_type: str | None
+    last_modified: str | None
+
+
+class S3Store:
+    """`ObjectStore` over boto3; the client is built on first use."""
+
+    def __init__(
+        self,
+        settings: S3Settings,
+        results_bucket: str,
+        results_prefix: str,
+        client_factory: Callable[[S3Settings], Any] = make_client,
+    ) -> None:
+        self._settings = settings
+        self._results = (results_bucket, results_prefix)
+        self._factory = client_factory
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        """The boto3 client (created once)."""
+        if self._client is None:
+            self._client = self._factory(self._settings)
+        return self._client
+
+    def get(self, bucket: str, key: str, max_bytes: int) -> FetchedObject:
+        """Download one object, refusing results objects and anything over ``max_bytes``."""
+        if is_results_location(bucket, key, *self._results):
+            raise RefusedSourceError(f"s3://{bucket}/{key} is in the results area and is never processed")
+        try:
+            response = self.client.get_object(Bucket=bucket, Key=key)
+        except Exception as exc:  # botocore ClientError / EndpointConnectionError / timeouts
+            if is_not_found(exc):
+                raise ObjectNotFoundError(f"s3://{bucket}/{key} does not exist") from exc
+            raise StorageError(f"cannot read s3://{bucket}/{key}: {exc}") from exc
+        body = response["Body"]
+        try:
+            length = int(response.get("ContentLength") or 0)
+            if length > max_bytes:
+                raise TooLargeError(f"s3://{bucket}/{key} has {length} bytes; the cap is {max_bytes}")
+            chunks: list[bytes] = []
+            total = 0
+            while True:
+                chunk = body.read(_CHUNK)
+                if not chunk:
+                    break
+                total += len(chunk)
+                if total > max_bytes:
+                    raise TooLargeError(f"s3://{bucket}/{key} is over the cap of {max_bytes} bytes")
+                chunks.append(chunk)
+        except TooLargeError:
+            raise
+        except Exception as exc:
+            raise StorageError(f"reading s3://{bucket}/{key} failed: {exc}") from exc
+        finally:
+            body.close()
+        modified = response.get("LastModified")
+        return FetchedObject(
+            data=b"".join(chunks),
+            etag=normalise_etag(response.get("ETag")),
+            size=total,
+            content_type=response.get("ContentType"),
+            last_modified=modified.isoformat() if hasattr(modified, "isoformat") else None,
+        )
+
+    def put_if_absent(self, bucket: str, key: str, document: dict[str, Any]) -> str:
+        """Write a JSON document unless the key exists: returns "created" or "exists"."""
+        body = json.dumps(document, ensure_ascii=False, default=str).encode("utf-8")
+        try:
+            self.client.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json", IfNoneMatch="*")
+        except Exception as exc:
+            if is_precondition_failed(exc):
+                return "exists"
+            raise StorageError(f"cannot write s3://{bucket}/{key}: {exc}") from exc
+        return "created"

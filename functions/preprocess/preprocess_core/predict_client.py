@@ -1,0 +1,217 @@
+"""The call to predict: Open Inference Protocol v2 with the binary tensor extension.
+
+Request (docs/contracts.md §3): header ``Inference-Header-Content-Length: <n>``; the first n bytes
+are the JSON inference header, then the raw ``uint8`` tensor ``[N, S, S, 3]`` (``binary_data_size``
+bytes). ``parameters.sources`` is a JSON **string** (OIP parameters must be scalars) with one entry
+per image: ``{"bucket","key","etag","metadata"}`` for stored objects (predict records the result),
+``{"metadata"}`` otherwise.
+
+A batch whose body would exceed ``max_request_bytes`` (default 5 MB, OCI's invoke cap is 6 MB) is
+split into several calls. Connection errors and 502/503/504 are retried with exponential backoff,
+then ``predict_unavailable``. Our Fn call id travels in ``Fn-Call-Id`` (replaced by the Fn agent on
+the way in) and ``X-Parent-Call-Id`` (kept).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .errors import PredictError, PredictTimeoutError, PredictUnavailableError
+
+log = logging.getLogger(__name__)
+_RETRY_STATUSES = {502, 503, 504}
+
+
+@dataclass(frozen=True)
+class PredictAnswer:
+    """Predictions in input order plus the model that made them."""
+
+    predictions: list[dict[str, Any]]
+    model: dict[str, Any] = field(default_factory=dict)
+    calls: int = 1
+    request_bytes: int = 0
+
+
+def encode_request(
+    batch: npt.NDArray[np.uint8], sources: Sequence[dict[str, Any] | None], *, input_name: str, top_k: int
+) -> tuple[bytes, int]:
+    """Build one OIP v2 binary request body; returns (body, JSON header length)."""
+    if batch.dtype != np.uint8 or batch.ndim != 4:
+        raise ValueError(f"expected a uint8 [N,H,W,C] batch, got {batch.dtype} {batch.shape}")
+    tensor = np.ascontiguousarray(batch).tobytes()
+    header = {
+        "inputs": [
+            {
+                "name": input_name,
+                "shape": list(batch.shape),
+                "datatype": "UINT8",
+                "parameters": {"binary_data_size": len(tensor)},
+            }
+        ],
+        "parameters": {
+            "top_k": top_k,
+            "sources": json.dumps(list(sources), ensure_ascii=False, separators=(",", ":"), default=str),
+        },
+    }
+    head = json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return head + tensor, len(head)
+
+
+def split_batches(count: int, image_bytes: int, source_sizes: Sequence[int], max_request_bytes: int) -> list[range]:
+    """Group image indexes so that each request body stays under ``max_request_bytes``."""
+    groups: list[range] = []
+    start = 0
+    size = 512  # JSON header skeleton
+    for i in range(count):
+        cost = image_bytes + source_sizes[i] + 2
+        if i > start and size + cost > max_request_bytes:
+            groups.append(range(start, i))
+            start, size = i, 512
+        size += cost
+    if count:
+        groups.append(range(start, count))
+    return groups
+
+
+def parse_answer(body: bytes, header_length: str | None) -> dict[str, Any]:
+    """The native answer (§4) from an OIP v2 (`parameters.fnvision`) or native response."""
+    if header_length and header_length.isdigit():
+        body = body[: int(header_length)]
+    try:
+        answer = json.loads(body)
+    except ValueError as exc:
+        raise PredictError(f"predict answered something that is not JSON: {body[:200]!r}") from exc
+    if not isinstance(answer, dict):
+        raise PredictError("predict answered JSON that is not an object")
+    if "error" in answer:
+        err = answer["error"] if isinstance(answer["error"], dict) else {"message": str(answer["error"])}
+        raise PredictError(f"predict refused the request: {err.get('code', '?')}: {err.get('message', '')}")
+    params = answer.get("parameters") if isinstance(answer.get("parameters"), dict) else {}
+    native = params.get("fnvision") if params else None
+    if isinstance(native, str):
+        try:
+            native = json.loads(native)
+        except ValueError as exc:
+            raise PredictError("predict's parameters.fnvision is not JSON") from exc
+    if isinstance(native, dict) and isinstance(native.get("predictions"), list):
+        return native
+    if isinstance(answer.get("predictions"), list):
+        return answer
+    raise PredictError("predict's answer has no predictions")
+
+
+Sender = Callable[[str, bytes, dict[str, str], float], tuple[int, dict[str, str], bytes]]
+
+
+def urllib_send(url: str, body: bytes, headers: dict[str, str], timeout: float) -> tuple[int, dict[str, str], bytes]:
+    """POST with the stdlib; HTTP error statuses are returned, not raised."""
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - URL is config
+            return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read()
+
+
+class PredictClient:
+    """Sends batches to predict (``Predictor`` for the service)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        input_name: str = "images",
+        top_k: int = 5,
+        timeout: float = 60.0,
+        attempts: int = 4,
+        backoff: float = 0.25,
+        max_request_bytes: int = 5_000_000,
+        send: Sender = urllib_send,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.url = url
+        self.input_name = input_name
+        self.top_k = top_k
+        self.timeout = timeout
+        self.attempts = attempts
+        self.backoff = backoff
+        self.max_request_bytes = max_request_bytes
+        self._send = send
+        self._sleep = sleep
+
+    def predict(
+        self, batch: npt.NDArray[np.uint8], sources: Sequence[dict[str, Any] | None], call_id: str | None
+    ) -> PredictAnswer:
+        """Classify ``batch`` in as few calls as the size cap allows; predictions in input order."""
+        if not self.url:
+            raise PredictUnavailableError("PREDICT_URL is not configured")
+        per_image = int(np.prod(batch.shape[1:]))
+        sizes = [len(json.dumps(s, default=str)) for s in sources]
+        predictions: list[dict[str, Any]] = []
+        model: dict[str, Any] = {}
+        total_bytes = 0
+        groups = split_batches(len(sources), per_image, sizes, self.max_request_bytes)
+        for group in groups:
+            body, head_len = encode_request(
+                batch[group.start : group.stop],
+                list(sources[group.start : group.stop]),
+                input_name=self.input_name,
+                top_k=self.top_k,
+            )
+            total_bytes += len(body)
+            answer = self._call(body, head_len, call_id)
+            got = answer["predictions"]
+            if len(got) != len(group):
+                raise PredictError(f"predict returned {len(got)} predictions for {len(group)} images")
+            predictions.extend(got)
+            model = answer.get("model") or model
+        return PredictAnswer(predictions=predictions, model=model, calls=len(groups), request_bytes=total_bytes)
+
+    def _call(self, body: bytes, head_len: int, call_id: str | None) -> dict[str, Any]:
+        headers = {
+            "Content-Type": "application/octet-stream",
+            "Inference-Header-Content-Length": str(head_len),
+            "Accept": "application/json",
+        }
+        if call_id:
+            headers["Fn-Call-Id"] = call_id
+            headers["X-Parent-Call-Id"] = call_id
+        last = ""
+        for attempt in range(1, self.attempts + 1):
+            try:
+                status, resp_headers, resp_body = self._send(self.url, body, headers, self.timeout)
+            except TimeoutError as exc:
+                raise PredictTimeoutError(f"predict did not answer within {self.timeout}s") from exc
+            except (urllib.error.URLError, ConnectionError, OSError) as exc:
+                reason = getattr(exc, "reason", exc)
+                if isinstance(reason, TimeoutError):
+                    raise PredictTimeoutError(f"predict did not answer within {self.timeout}s") from exc
+                last = f"connection failed: {reason}"
+            else:
+                if status in _RETRY_STATUSES:
+                    last = f"HTTP {status}: {resp_body[:200]!r}"
+                elif status >= 400:
+                    # A trigger passes predict's error status and JSON body through.
+                    parse_answer(resp_body, None)
+                    raise PredictError(f"predict answered HTTP {status}")
+                else:
+                    http_status = resp_headers.get("fn-http-status", "")
+                    if http_status.isdigit() and int(http_status) in _RETRY_STATUSES:
+                        last = f"Fn-Http-Status {http_status}"
+                    else:
+                        return parse_answer(resp_body, resp_headers.get("inference-header-content-length"))
+            if attempt < self.attempts:
+                delay = self.backoff * 2 ** (attempt - 1)
+                log.warning("predict call failed, retrying", extra={"attempt": attempt, "why": last, "delay": delay})
+                self._sleep(delay)
+        raise PredictUnavailableError(f"predict unavailable after {self.attempts} attempts ({last})")

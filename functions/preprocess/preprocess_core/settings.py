@@ -1,0 +1,183 @@
+"""Configuration of the preprocess function, read once from the environment (Fn config = env vars).
+
+Every key is listed in ``functions/preprocess/README.md``. Bad values raise ``ConfigError`` naming
+the key. The model input size is defined here only (``DEFAULT_INPUT_SIZE``), or read from the model
+manifest (``MODEL_MANIFEST``), so it is never hard-wired twice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .s3client import S3Settings, StorageConfigError, parse_bool
+
+DEFAULT_INPUT_SIZE = 224
+"""Model input side when neither MODEL_MANIFEST nor MODEL_INPUT_SIZE says otherwise."""
+RESIZE_RATIO = 256 / 224
+"""ImageNet convention: resize the shorter side to size*256/224, then centre-crop to size."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+    raw = env.get(name, "")
+    if raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is not an integer") from exc
+    if value < minimum:
+        raise ConfigError(f"{name}={raw!r} must be >= {minimum}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "")
+    if raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is not a number") from exc
+    if value <= 0:
+        raise ConfigError(f"{name}={raw!r} must be positive")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "")
+    if raw.strip() == "":
+        return default
+    try:
+        return parse_bool(name, raw)
+    except StorageConfigError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def _hosts(raw: str) -> frozenset[str]:
+    return frozenset(h.strip().lower().strip("[]") for h in raw.split(",") if h.strip())
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """What the model wants: tensor name, square side and the resize before the centre crop."""
+
+    name: str = "images"
+    size: int = DEFAULT_INPUT_SIZE
+    resize_shorter: int = round(DEFAULT_INPUT_SIZE * RESIZE_RATIO)
+
+    @classmethod
+    def from_size(cls, size: int, name: str = "images") -> ModelInput:
+        """Derive the resize step from the crop size (size*256/224)."""
+        return cls(name=name, size=size, resize_shorter=round(size * RESIZE_RATIO))
+
+    @classmethod
+    def from_manifest(cls, path: Path) -> ModelInput:
+        """Read input name, size and preprocessing from a model manifest (docs/contracts.md §2)."""
+        try:
+            manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+            spec = manifest["input"]
+            shape = spec["shape"]
+            size = int(spec.get("preprocessing", {}).get("center_crop") or shape[1])
+            name = str(spec.get("name") or "images")
+            shorter = spec.get("preprocessing", {}).get("resize_shorter_to")
+        except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+            raise ConfigError(f"MODEL_MANIFEST={str(path)!r} is not a readable model manifest: {exc}") from exc
+        base = cls.from_size(size, name)
+        return cls(name=name, size=size, resize_shorter=int(shorter) if shorter else base.resize_shorter)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All settings of the preprocess function."""
+
+    model: ModelInput = field(default_factory=ModelInput)
+    """Input size: MODEL_MANIFEST (path to manifest.json) wins over MODEL_INPUT_SIZE (default 224)."""
+    max_pixels: int = 40_000_000
+    """MAX_PIXELS: images whose header announces more pixels are refused before decoding (413)."""
+    max_image_bytes: int = 20 * 1024 * 1024
+    """MAX_IMAGE_BYTES: byte cap for one object, URL body or upload (413)."""
+    max_images: int = 32
+    """MAX_IMAGES: most images in one call (records, uploads)."""
+    predict_url: str = ""
+    """PREDICT_URL: where predict listens (Fn invoke URL or HTTP trigger URL)."""
+    predict_timeout: float = 60.0
+    """PREDICT_TIMEOUT: seconds for one predict call (connect + answer)."""
+    predict_attempts: int = 4
+    """PREDICT_ATTEMPTS: tries on connection errors / 502 / 503 / 504 before predict_unavailable."""
+    predict_backoff: float = 0.25
+    """PREDICT_BACKOFF: first retry delay in seconds, doubled each time."""
+    predict_max_request_bytes: int = 5_000_000
+    """PREDICT_MAX_REQUEST_BYTES: split batches above this (OCI caps invoke bodies at 6 MB)."""
+    top_k: int = 5
+    """TOP_K: classes per image asked from predict."""
+    url_allow_hosts: frozenset[str] = frozenset()
+    """URL_ALLOW_HOSTS: comma-separated host names / IPs trusted even if they resolve to private addresses."""
+    url_connect_timeout: float = 3.0
+    """URL_CONNECT_TIMEOUT: seconds to connect to an image URL."""
+    url_read_timeout: float = 10.0
+    """URL_READ_TIMEOUT: seconds without data while reading an image URL."""
+    url_total_timeout: float = 30.0
+    """URL_TOTAL_TIMEOUT: seconds for a whole URL download, redirects included."""
+    url_max_redirects: int = 3
+    """URL_MAX_REDIRECTS: redirects followed (each one re-checked)."""
+    store_gps: bool = False
+    """STORE_GPS: keep EXIF GPS latitude/longitude in the metadata (off by default: privacy)."""
+    auth_token: str = ""
+    """AUTH_TOKEN: when set, HTTP-trigger calls need `Authorization: Bearer <token>`."""
+    input_bucket: str = ""
+    """INPUT_BUCKET: bucket used for `{"key": ...}` requests without a bucket."""
+    results_bucket: str = "results"
+    """RESULTS_BUCKET: results and failure records; objects here are never processed."""
+    results_prefix: str = ""
+    """RESULTS_PREFIX: key prefix of results and failure records."""
+    log_level: str = "INFO"
+    """LOG_LEVEL."""
+    s3: S3Settings = field(default_factory=S3Settings)
+    """S3_* keys, see docs/contracts.md §7."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Read every key from ``env`` (pass ``os.environ`` in the function)."""
+        manifest = env.get("MODEL_MANIFEST", "").strip()
+        if manifest:
+            model = ModelInput.from_manifest(Path(manifest))
+        else:
+            model = ModelInput.from_size(
+                _int(env, "MODEL_INPUT_SIZE", DEFAULT_INPUT_SIZE, minimum=8),
+                env.get("MODEL_INPUT_NAME", "").strip() or "images",
+            )
+        try:
+            s3 = S3Settings.from_env(env)
+        except StorageConfigError as exc:
+            raise ConfigError(str(exc)) from exc
+        return cls(
+            model=model,
+            max_pixels=_int(env, "MAX_PIXELS", cls.max_pixels),
+            max_image_bytes=_int(env, "MAX_IMAGE_BYTES", cls.max_image_bytes),
+            max_images=_int(env, "MAX_IMAGES", cls.max_images),
+            predict_url=env.get("PREDICT_URL", "").strip(),
+            predict_timeout=_float(env, "PREDICT_TIMEOUT", cls.predict_timeout),
+            predict_attempts=_int(env, "PREDICT_ATTEMPTS", cls.predict_attempts),
+            predict_backoff=_float(env, "PREDICT_BACKOFF", cls.predict_backoff),
+            predict_max_request_bytes=_int(
+                env, "PREDICT_MAX_REQUEST_BYTES", cls.predict_max_request_bytes, minimum=1024
+            ),
+            top_k=_int(env, "TOP_K", cls.top_k),
+            url_allow_hosts=_hosts(env.get("URL_ALLOW_HOSTS", "")),
+            url_connect_timeout=_float(env, "URL_CONNECT_TIMEOUT", cls.url_connect_timeout),
+            url_read_timeout=_float(env, "URL_READ_TIMEOUT", cls.url_read_timeout),
+            url_total_timeout=_float(env, "URL_TOTAL_TIMEOUT", cls.url_total_timeout),
+            url_max_redirects=_int(env, "URL_MAX_REDIRECTS", cls.url_max_redirects, minimum=0),
+            store_gps=_bool(env, "STORE_GPS", False),
+            auth_token=env.get("AUTH_TOKEN", "").strip(),
+            input_bucket=env.get("INPUT_BUCKET", "").strip(),
+            results_bucket=env.get("RESULTS_BUCKET", "results").strip() or "results",
+            results_prefix=env.get("RESULTS_PREFIX", "").strip(),
+            log_level=env.get("LOG_LEVEL", "INFO").strip() or "INFO",
+            s3=s3,
+        )

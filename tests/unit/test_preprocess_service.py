@@ -1,0 +1,287 @@
+"""Orchestration with in-memory fakes, and the OIP v2 client against a fake transport."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pytest
+from preprocess_core import service
+from preprocess_core.errors import (
+    ImageError,
+    ObjectNotFoundError,
+    PredictError,
+    PredictTimeoutError,
+    PredictUnavailableError,
+    RefusedSourceError,
+    UnauthorizedError,
+)
+from preprocess_core.events import parse_request
+from preprocess_core.fetch_s3 import FetchedObject
+from preprocess_core.fetch_url import FetchedUrl
+from preprocess_core.predict_client import PredictAnswer, PredictClient, encode_request, parse_answer, split_batches
+from preprocess_core.settings import Settings
+
+from tests.data import preprocess_images as gen
+
+CAT = gen.encode(gen.chelsea(), "JPEG", exif=gen.exif_bytes(gps=(10.5, 20.25)))
+
+
+class MemoryStore:
+    def __init__(self, objects: dict[tuple[str, str], bytes]) -> None:
+        self.objects = objects
+        self.written: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def get(self, bucket: str, key: str, max_bytes: int) -> FetchedObject:
+        if (bucket, key) not in self.objects:
+            raise ObjectNotFoundError(f"{bucket}/{key}")
+        data = self.objects[(bucket, key)]
+        return FetchedObject(data, f"etag-{key}", len(data), "image/jpeg", None)
+
+    def put_if_absent(self, bucket: str, key: str, document: dict[str, Any]) -> str:
+        if (bucket, key) in self.written:
+            return "exists"
+        self.written[(bucket, key)] = document
+        return "created"
+
+
+class FakeFetcher:
+    def fetch(self, url: str, max_bytes: int) -> FetchedUrl:
+        return FetchedUrl(CAT, url, url, "image/jpeg", 0)
+
+
+class FakePredictor:
+    def __init__(self, fail: Exception | None = None) -> None:
+        self.calls: list[tuple[tuple[int, ...], list[Any], str | None]] = []
+        self.fail = fail
+
+    def predict(self, batch: np.ndarray, sources: list[Any], call_id: str | None) -> PredictAnswer:
+        if self.fail:
+            raise self.fail
+        assert batch.dtype == np.uint8
+        self.calls.append((batch.shape, sources, call_id))
+        preds = [{"top_k": [{"index": 281, "label": "tabby", "score": 0.5}]} for _ in sources]
+        for p, s in zip(preds, sources, strict=True):
+            if s and "bucket" in s:
+                p["result"] = {"bucket": "results", "key": f"{s['key']}/r.json", "status": "created"}
+        return PredictAnswer(preds, {"name": "m", "version": "1"})
+
+
+def deps(
+    objects: dict[tuple[str, str], bytes], predictor: FakePredictor | None = None, **settings: Any
+) -> service.Deps:
+    return service.Deps(
+        settings=replace(Settings(), **settings),
+        store=MemoryStore(objects),
+        fetcher=FakeFetcher(),
+        predictor=predictor or FakePredictor(),
+        now=lambda: datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    )
+
+
+def records(*keys: str) -> bytes:
+    recs = [
+        {
+            "eventSource": "aws:s3",
+            "eventName": "ObjectCreated:Put",
+            "s3": {"bucket": {"name": "images"}, "object": {"key": k, "eTag": f"etag-{k}"}},
+        }
+        for k in keys
+    ]
+    return json.dumps({"Records": recs}).encode()
+
+
+def run(body: bytes, d: service.Deps, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    return service.run(parse_request(body, headers or {"content-type": "application/json"}), d, "call-1")
+
+
+def test_several_records_one_predict_call_and_a_failure_record() -> None:
+    objects = {("images", "a.jpg"): CAT, ("images", "bad.jpg"): b"not an image", ("images", "c.jpg"): gen.webp()}
+    predictor = FakePredictor()
+    d = deps(objects, predictor)
+    out = run(records("a.jpg", "bad.jpg", "c.jpg"), d)
+    assert len(predictor.calls) == 1
+    shape, sources, call_id = predictor.calls[0]
+    assert shape == (2, 224, 224, 3) and call_id == "call-1"
+    assert [s["key"] for s in sources] == ["a.jpg", "c.jpg"] and sources[0]["etag"] == "etag-a.jpg"
+    assert sources[0]["metadata"]["source"]["event_type"] == "ObjectCreated:Put"
+    assert sources[0]["metadata"]["image"]["format"] == "JPEG"
+    assert sources[0]["metadata"]["exif"]["gps"] is None  # STORE_GPS off
+    a, bad, c = out["predictions"]
+    assert a["status"] == c["status"] == "ok" and a["result"]["status"] == "created"
+    assert bad["status"] == "failed" and bad["error"]["code"] == "not_an_image"
+    assert bad["failure"] == {
+        "bucket": "results",
+        "key": "images/bad.jpg/etag-bad.jpg/failure.json",
+        "status": "created",
+    }
+    doc = d.store.written[("results", "images/bad.jpg/etag-bad.jpg/failure.json")]  # type: ignore[attr-defined]
+    assert doc["schema"] == "fn-vision/failure@1" and doc["error"]["code"] == "not_an_image"
+    assert doc["source"]["key"] == "bad.jpg" and doc["recorded_at"] == "2026-01-02T03:04:05Z"
+    assert out["counts"] == {"images": 3, "ok": 2, "failed": 1, "ignored": 0}
+    # Re-delivery: the failure record is not overwritten.
+    again = run(records("bad.jpg"), d)
+    assert again["predictions"][0]["failure"]["status"] == "exists"
+
+
+def test_event_with_only_failures_answers_200_and_does_not_call_predict() -> None:
+    predictor = FakePredictor()
+    out = run(records("gone.jpg", "bad.jpg"), deps({("images", "bad.jpg"): b""}, predictor))
+    assert predictor.calls == []
+    assert [p["error"]["code"] for p in out["predictions"]] == ["object_not_found", "not_an_image"]
+
+
+def test_direct_single_request_raises_its_error_but_still_records_failure() -> None:
+    d = deps({("images", "bad.jpg"): b"\x00\x01"})
+    with pytest.raises(ImageError):
+        run(json.dumps({"bucket": "images", "key": "bad.jpg"}).encode(), d)
+    assert ("results", "images/bad.jpg/etag-bad.jpg/failure.json") in d.store.written  # type: ignore[attr-defined]
+    with pytest.raises(ObjectNotFoundError):
+        run(json.dumps({"bucket": "images", "key": "nope.jpg"}).encode(), d)
+
+
+def test_results_objects_are_ignored_for_events_and_refused_for_requests() -> None:
+    d = deps({("results", "x.json"): b"{}"})
+    out = run(
+        json.dumps({"Records": json.loads(records("x.json"))["Records"]}).replace('"images"', '"results"').encode(), d
+    )
+    assert out["predictions"] == [] and out["ignored"][0]["reason"] == "results_location"
+    with pytest.raises(RefusedSourceError):
+        run(json.dumps({"bucket": "results", "key": "x.json"}).encode(), d)
+
+
+def test_gps_only_with_store_gps() -> None:
+    predictor = FakePredictor()
+    run(
+        json.dumps({"bucket": "images", "key": "a.jpg"}).encode(),
+        deps({("images", "a.jpg"): CAT}, predictor, store_gps=True),
+    )
+    assert predictor.calls[0][1][0]["metadata"]["exif"]["gps"] == {"lat": 10.5, "lon": 20.25}
+
+
+def test_url_and_upload_sources_have_metadata_only() -> None:
+    predictor = FakePredictor()
+    out = run(json.dumps({"url": "https://example.com/cat.jpg"}).encode(), deps({}, predictor))
+    assert out["predictions"][0]["url"] == "https://example.com/cat.jpg" and "result" not in out["predictions"][0]
+    source = predictor.calls[0][1][0]
+    assert set(source) == {"metadata"} and source["metadata"]["source"]["url"] == "https://example.com/cat.jpg"
+    out = run(CAT, deps({}, predictor), {"content-type": "image/jpeg", "x-filename": "mine.jpg"})
+    assert out["predictions"][0]["upload"] == "mine.jpg"
+
+
+def test_predict_failure_fails_the_whole_call() -> None:
+    with pytest.raises(PredictUnavailableError):
+        run(records("a.jpg"), deps({("images", "a.jpg"): CAT}, FakePredictor(PredictUnavailableError("down"))))
+
+
+def test_auth() -> None:
+    service.check_auth({}, "", gateway=True)
+    service.check_auth({}, "s3cret", gateway=False)  # fn invoke is authenticated by the platform
+    service.check_auth({"authorization": "Bearer s3cret"}, "s3cret", gateway=True)
+    for headers in ({}, {"authorization": "Bearer nope"}, {"authorization": "Basic s3cret"}):
+        with pytest.raises(UnauthorizedError):
+            service.check_auth(headers, "s3cret", gateway=True)
+
+
+# --- OIP v2 client ----------------------------------------------------------------------------
+
+
+def native(n: int) -> dict[str, Any]:
+    return {"model": {"name": "m"}, "predictions": [{"top_k": [{"index": i}]} for i in range(n)]}
+
+
+def test_encode_request_is_oip_binary() -> None:
+    batch = np.arange(2 * 4 * 4 * 3, dtype=np.uint8).reshape(2, 4, 4, 3)
+    body, head_len = encode_request(batch, [{"metadata": {"x": "é"}}, None], input_name="images", top_k=3)
+    header = json.loads(body[:head_len])
+    assert header["inputs"][0] == {
+        "name": "images",
+        "shape": [2, 4, 4, 3],
+        "datatype": "UINT8",
+        "parameters": {"binary_data_size": 96},
+    }
+    assert header["parameters"]["top_k"] == 3
+    assert json.loads(header["parameters"]["sources"]) == [{"metadata": {"x": "é"}}, None]
+    assert body[head_len:] == batch.tobytes()
+
+
+def test_split_batches_under_the_cap() -> None:
+    per = 224 * 224 * 3
+    groups = split_batches(40, per, [300] * 40, 5_000_000)
+    assert [len(g) for g in groups] == [33, 7]
+    assert split_batches(1, per * 100, [10], 1000) == [range(1)]
+
+
+def test_parse_answer_forms() -> None:
+    oip = {"model_name": "m", "outputs": [], "parameters": {"fnvision": json.dumps(native(2))}}
+    assert len(parse_answer(json.dumps(oip).encode(), None)["predictions"]) == 2
+    assert parse_answer(json.dumps(native(1)).encode() + b"\x00binary", str(len(json.dumps(native(1)))))
+    with pytest.raises(PredictError):
+        parse_answer(b'{"error": {"code": "bad_shape", "message": "x"}}', None)
+
+
+class Transport:
+    def __init__(self, script: list[Any]) -> None:
+        self.script = script
+        self.requests: list[tuple[str, bytes, dict[str, str]]] = []
+
+    def __call__(self, url: str, body: bytes, headers: dict[str, str], timeout: float):
+        self.requests.append((url, body, headers))
+        step = self.script.pop(0)
+        if isinstance(step, Exception):
+            raise step
+        if callable(step):
+            return step(body, headers)
+        return step
+
+
+def ok(body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+    header = json.loads(body[: int(headers["Inference-Header-Content-Length"])])
+    return 200, {}, json.dumps(native(header["inputs"][0]["shape"][0])).encode()
+
+
+def test_client_retries_then_succeeds_and_propagates_call_id() -> None:
+    sleeps: list[float] = []
+    transport = Transport([ConnectionRefusedError("no"), (503, {}, b"busy"), (200, {"fn-http-status": "504"}, b""), ok])
+    client = PredictClient("http://p/invoke/1", send=transport, sleep=sleeps.append, backoff=0.1)
+    answer = client.predict(np.zeros((2, 8, 8, 3), np.uint8), [None, None], "call-9")
+    assert len(answer.predictions) == 2 and sleeps == [0.1, 0.2, 0.4]
+    headers = transport.requests[-1][2]
+    assert headers["Fn-Call-Id"] == "call-9" and headers["X-Parent-Call-Id"] == "call-9"
+
+
+def test_client_gives_up_with_predict_unavailable() -> None:
+    transport = Transport([(502, {}, b"")] * 3)
+    client = PredictClient("http://p", send=transport, sleep=lambda s: None, attempts=3)
+    with pytest.raises(PredictUnavailableError) as err:
+        client.predict(np.zeros((1, 8, 8, 3), np.uint8), [None], None)
+    assert err.value.code == "predict_unavailable" and err.value.status == 502
+
+
+def test_client_timeout_and_error_bodies_are_not_retried() -> None:
+    client = PredictClient("http://p", send=Transport([TimeoutError()]), sleep=lambda s: None)
+    with pytest.raises(PredictTimeoutError):
+        client.predict(np.zeros((1, 8, 8, 3), np.uint8), [None], None)
+    bad = Transport([(200, {}, b'{"error": {"code": "unknown_payload", "message": "?"}}')])
+    with pytest.raises(PredictError) as err:
+        PredictClient("http://p", send=bad, sleep=lambda s: None).predict(
+            np.zeros((1, 8, 8, 3), np.uint8), [None], None
+        )
+    assert "unknown_payload" in err.value.message and len(bad.requests) == 1
+
+
+def test_client_splits_large_batches_and_keeps_order() -> None:
+    transport = Transport([ok, ok, ok])
+    client = PredictClient("http://p", send=transport, max_request_bytes=400_000)
+    batch = np.zeros((5, 224, 224, 3), np.uint8)
+    answer = client.predict(batch, [{"metadata": {"i": i}} for i in range(5)], None)
+    assert answer.calls == 3 and len(answer.predictions) == 5
+    assert all(len(body) <= 400_000 for _, body, _ in transport.requests)
+
+
+def test_client_without_url() -> None:
+    with pytest.raises(PredictUnavailableError):
+        PredictClient("").predict(np.zeros((1, 8, 8, 3), np.uint8), [None], None)
