@@ -10,6 +10,7 @@ import socket
 import stat
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
 import time
@@ -42,14 +43,22 @@ class LogSink:
 
 
 def fdk_command() -> list[str]:
-    """The fdk console script of the running interpreter's environment."""
-    script = Path(sys.executable).parent / "fdk"
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("fdk")
-    if found:
-        return [found]
-    return [sys.executable, "-c", "import sys; from fdk.scripts.fdk import main; sys.exit(main())"]
+    """Run the fdk like Fn's image does: no site processing, packages only via PYTHONPATH.
+
+    The Fn image installs requirements with `pip install --target /python` and sets
+    `PYTHONPATH=/function:/python`; `.pth` files in such a directory are never processed. Running
+    with `-S` and the venv's site-packages on PYTHONPATH (see `python_path`) gives the same view:
+    the project's own packages, installed editable through a `.pth` finder, are NOT importable
+    from a function here either, so an import from outside the function folder fails as on Fn.
+    """
+    return [sys.executable, "-S", "-c", "import sys; from fdk.scripts.fdk import main; sys.exit(main())"]
+
+
+def python_path(function_dir: Path) -> str:
+    """PYTHONPATH for a container: the function folder, then the environment's site-packages."""
+    paths = sysconfig.get_paths()
+    site_dirs = dict.fromkeys([paths["purelib"], paths["platlib"]])
+    return os.pathsep.join([str(function_dir), *site_dirs])
 
 
 def tree_rss_bytes(pid: int) -> int:

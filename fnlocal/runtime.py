@@ -15,7 +15,7 @@ from typing import Any
 
 from fnlocal import protocol
 from fnlocal.config import MAX_CONTAINERS_ANNOTATION, App, Function
-from fnlocal.container import Container, LogSink
+from fnlocal.container import Container, LogSink, python_path
 from fnlocal.pool import FunctionPool
 from fnlocal.protocol import FnError, Headers
 
@@ -109,7 +109,7 @@ class Runtime:
         env.update({
             "FN_FORMAT": "http-stream", "FN_APP_ID": self.app.app_id, "FN_FN_ID": fn.fn_id,
             "FN_APP_NAME": fn.app, "FN_FN_NAME": fn.name, "FN_MEMORY": str(fn.memory_mb), "FN_TYPE": "sync",
-            "PYTHONPATH": str(fn.directory), "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONPATH": python_path(fn.directory), "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1",
         })
         return env
 

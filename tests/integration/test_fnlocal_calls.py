@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import httpx
@@ -48,7 +49,9 @@ def test_container_gets_the_agent_request_and_environment(fnlocal_factory, http:
     assert env["FN_FORMAT"] == "http-stream" and env["FN_TYPE"] == "sync" and env["FN_MEMORY"] == "256"
     assert env["FN_APP_NAME"] == "demo" and env["FN_FN_NAME"] == "echo"
     assert env["FN_FN_ID"] == fl.fn_id("demo", "echo") and env["FN_APP_ID"]
-    assert env["PYTHONPATH"] == str(DEMO_APP / "functions" / "echo")
+    # the function folder first, then only site-packages (no .pth processing: python -S), as on Fn
+    assert env["PYTHONPATH"].split(os.pathsep)[0] == str(DEMO_APP / "functions" / "echo")
+    assert all("site-packages" in p for p in env["PYTHONPATH"].split(os.pathsep)[1:])
     assert not info["cwd"].startswith(str(REPO))
 
 
@@ -160,3 +163,21 @@ def test_many_sequential_hot_calls_stay_on_one_container(fl: FnLocal, http: http
     url = fl.invoke_url("demo", "echo")
     pids = {http.post(url, headers={"X-Echo-Raw": "1"}).headers["Fn-Local-Container"] for _ in range(30)}
     assert len(pids) == 1
+
+
+def test_project_packages_installed_editable_are_not_importable_in_a_container(tmp_path) -> None:
+    # The dev venv has fnlocal/triggers/common installed editable (a .pth finder). Fn's image has no
+    # such thing, so the container interpreter must not see them either: same flags, same PYTHONPATH.
+    import subprocess
+    import sys
+
+    from fnlocal.container import fdk_command, python_path
+
+    interpreter_and_flags = fdk_command()[:2]
+    assert interpreter_and_flags == [sys.executable, "-S"]
+    env = {"PYTHONPATH": python_path(tmp_path)}
+    names = "('triggers', 'common', 'fnlocal', 'fdk', 'numpy')"
+    probe = f"import importlib.util as u; print([m for m in {names} if u.find_spec(m)])"
+    out = subprocess.run([*interpreter_and_flags, "-c", probe], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['fdk', 'numpy']"
