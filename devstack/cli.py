@@ -147,6 +147,10 @@ def cmd_s3(args: argparse.Namespace) -> int:
     return 0
 
 
+def _raise_keyboard_interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack", description="fn-vision local stack")
     parser.add_argument("--data-dir", default=os.environ.get("VISION_DATA_DIR", str(REPO / ".local")))
@@ -164,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     upload.add_argument("files", nargs="+")
     upload.add_argument("--prefix", default="")
     args = parser.parse_args(argv)
+    # SIGTERM (e.g. from a CI runner) must unwind like Ctrl-C so every child process is stopped.
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     handler = {"run": cmd_run, "serve": cmd_serve, "s3": cmd_s3, "upload": cmd_upload}[args.command]
     return handler(args)
 
