@@ -121,7 +121,7 @@ def test_several_records_one_predict_call_and_a_failure_record() -> None:
     doc = d.store.written[("results", "images/bad.jpg/etag-bad.jpg/failure.json")]  # type: ignore[attr-defined]
     assert doc["schema"] == "fn-vision/failure@1" and doc["error"]["code"] == "not_an_image"
     assert doc["source"]["key"] == "bad.jpg" and doc["recorded_at"] == "2026-01-02T03:04:05Z"
-    assert out["counts"] == {"images": 3, "ok": 2, "failed": 1, "ignored": 0}
+    assert out["counts"] == {"images": 3, "ok": 2, "failed": 1, "ignored": 0, "predict_calls": 1}
     # Re-delivery: the failure record is not overwritten.
     again = run(records("bad.jpg"), d)
     assert again["predictions"][0]["failure"]["status"] == "exists"

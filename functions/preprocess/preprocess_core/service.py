@@ -141,7 +141,13 @@ def run(request: ParsedRequest, deps: Deps, call_id: str | None) -> dict[str, An
         "model": model or None,
         "predictions": [it.answer for it in items],
         "ignored": [i.to_dict() for i in ignored],
-        "counts": {"images": len(items), "ok": len(ready), "failed": failed, "ignored": len(ignored)},
+        "counts": {
+            "images": len(items),
+            "ok": len(ready),
+            "failed": failed,
+            "ignored": len(ignored),
+            "predict_calls": calls,
+        },
         "timings": {"total_ms": round((time.perf_counter() - started) * 1000, 1)},
     }
 
