@@ -34,9 +34,14 @@ readiness probe, and `update`s whose ETag did not change (metadata-only). The ET
 `Seaweed-X-Amz-ETag` (exactly what S3 HEAD returns), else the `md5` attribute in hex, else a HEAD.
 Redeliveries (webhook retries) of an already-forwarded version are answered without a second invoke.
 
-Delivery is synchronous: the webhook answers 200 after preprocess answered (any final status), and
-503 if preprocess could not be reached, so the filer retries (`max_retries`, backoff) — set its
-`timeout_seconds` above the function's cold start.
+Delivery is synchronous: the webhook answers after preprocess answered (any final status: a
+refusal is preprocess's to record). The filer does **not** redeliver an event its webhook answered
+with an error (observed: a 503 goes straight to its dead-letter log), so when preprocess cannot be
+reached the adapter answers 202 and retries itself in the background with backoff for up to
+`retry_for_s`; set the filer's `timeout_seconds` above the function's cold start. Retries live in
+memory: run the bucket watcher beside the adapter as the reconciler for anything lost in a crash,
+and give the adapter `on_delivered=watcher.mark_delivered` so the watcher does not resend what the
+adapter delivered.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -211,12 +216,22 @@ class FilerAdapter:
     """When set, requests must carry `Authorization: Bearer <token>` (notification.toml bearer_token)."""
     port: int = 0
     dedupe_size: int = 10_000
+    retry_backoff_s: float = 1.0
+    retry_for_s: float = 600.0
+    """Keep retrying an undelivered object this long, then log it and give up."""
+    on_delivered: Callable[[list[ObjectRef]], None] | None = None
+    """Called with each delivered object (e.g. `Watcher.mark_delivered`)."""
     stats: AdapterStats = field(default_factory=AdapterStats)
     sent_log: list[tuple[float, ObjectRef]] = field(default_factory=list)
     """(monotonic time preprocess answered, ref) of each forwarded object, for tests and benchmarks."""
     _seen: OrderedDict[tuple[str, str, str], None] = field(default_factory=OrderedDict, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _server: ThreadingHTTPServer | None = field(default=None, init=False, repr=False)
+    _retries: list[tuple[float, float, float, FilerChange]] = field(default_factory=list, init=False)
+    """(due, first failure, current backoff, change), all monotonic times."""
+    _wake: threading.Condition = field(default_factory=threading.Condition, init=False, repr=False)
+    _stopping: bool = field(default=False, init=False, repr=False)
+    _in_retry: int = field(default=0, init=False, repr=False)
 
     @property
     def url(self) -> str:
@@ -272,21 +287,65 @@ class FilerAdapter:
             with self._lock:
                 self.stats.duplicates += 1
             return 200, "duplicate"
+        change = FilerChange(change.event_type, ref)
+        if self._deliver(change):
+            return 200, "sent"
+        self._schedule(change, time.monotonic(), self.retry_backoff_s)
+        return 202, "preprocess unreachable: queued for retry"
+
+    def _deliver(self, change: FilerChange) -> bool:
+        """Invoke preprocess once (the invoker retries transient errors itself)."""
+        ref = change.ref
         body = to_body(oci_object_event(ref, event_type=change.event_type, namespace=self.namespace))
         try:
             result = self.invoker.invoke(body, JSON)
         except InvokeError as exc:
-            self._release(ref)
             with self._lock:
                 self.stats.failed += 1
-            log.warning("filer adapter: %s/%s not delivered, filer will retry: %s", ref.bucket, ref.key, exc)
-            return 503, "preprocess unreachable"
+            log.warning("filer adapter: %s/%s not delivered: %s", ref.bucket, ref.key, exc)
+            return False
         with self._lock:
             self.stats.sent += 1
             self.sent_log.append((time.monotonic(), ref))
         if not result.ok:
             log.warning("filer adapter: preprocess answered %s for %s/%s", result.status, ref.bucket, ref.key)
-        return 200, f"sent: preprocess answered {result.status}"
+        if self.on_delivered is not None:
+            self.on_delivered([ref])
+        return True
+
+    def _schedule(self, change: FilerChange, first: float, backoff: float) -> None:
+        with self._wake:
+            self._retries.append((time.monotonic() + backoff, first, backoff, change))
+            self._wake.notify()
+
+    def pending_retries(self) -> int:
+        """Objects waiting for (or in) another delivery attempt."""
+        with self._wake:
+            return len(self._retries) + self._in_retry
+
+    def _retry_loop(self) -> None:
+        while True:
+            with self._wake:
+                while not self._stopping and (
+                        not self._retries or min(r[0] for r in self._retries) > time.monotonic()):
+                    due = min((r[0] for r in self._retries), default=time.monotonic() + 60)
+                    self._wake.wait(max(0.01, due - time.monotonic()))
+                if self._stopping:
+                    return
+                now = time.monotonic()
+                ready = [r for r in self._retries if r[0] <= now]
+                self._retries = [r for r in self._retries if r[0] > now]
+                self._in_retry = len(ready)
+            for _, first, backoff, change in ready:
+                if not self._deliver(change):
+                    if time.monotonic() - first >= self.retry_for_s:
+                        self._release(change.ref)
+                        log.error("filer adapter: gave up on %s/%s after %.0f s", change.ref.bucket,
+                                  change.ref.key, self.retry_for_s)
+                    else:
+                        self._schedule(change, first, min(backoff * 2, 60.0))
+                with self._wake:
+                    self._in_retry -= 1
 
     def start(self) -> FilerAdapter:
         """Listen on 127.0.0.1 (`port`, 0 = any free one) in a background thread."""
@@ -328,9 +387,14 @@ class FilerAdapter:
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, args=(0.1,), name="filer-adapter",
                          daemon=True).start()
+        self._stopping = False
+        threading.Thread(target=self._retry_loop, name="filer-adapter-retry", daemon=True).start()
         return self
 
     def stop(self) -> None:
+        with self._wake:
+            self._stopping = True
+            self._wake.notify_all()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

@@ -21,7 +21,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -138,6 +138,8 @@ class Watcher:
     emit_existing: bool = True
     """On the very first poll (no snapshot yet): send what is already there, or only remember it."""
     _state: Snapshot | None = field(default=None, init=False, repr=False)
+    _fresh: bool = field(default=False, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -160,28 +162,41 @@ class Watcher:
         return [(refs[i:i + self.batch_size], to_body(s3_records(refs[i:i + self.batch_size])))
                 for i in range(0, len(refs), self.batch_size)]
 
+    def _loaded(self) -> Snapshot:
+        if self._state is None:
+            self._state = self.snapshot.load()
+            self._fresh = not self._state
+        return self._state
+
+    def mark_delivered(self, refs: Iterable[ObjectRef]) -> None:
+        """Record objects another source (the filer adapter) delivered, so polls don't resend them."""
+        with self._lock:
+            state = self._loaded()
+            state.update({ref.key: ref.etag for ref in refs if ref.bucket == self.bucket})
+            self.snapshot.save(state)
+
     def poll_once(self) -> PollStats:
         """List, diff against the snapshot, deliver the differences, advance the snapshot."""
         started = time.monotonic()
         stats = PollStats()
-        first_run = self._state is None
-        state = self.snapshot.load() if self._state is None else self._state
-        first_run = first_run and not state
         listed = {ref.key: ref for ref in self.list_objects()}
         stats.listed, stats.list_s = len(listed), time.monotonic() - started
-        todo = [ref for key, ref in listed.items() if state.get(key) != ref.etag]
-        stats.new = sum(1 for ref in todo if ref.key not in state)
-        stats.changed = len(todo) - stats.new
-        gone = [key for key in state if key not in listed]
-        for key in gone:
-            del state[key]
-        stats.removed = len(gone)
-        self._state = state
-        if first_run and not self.emit_existing:
-            state.update({ref.key: ref.etag for ref in todo})
-            todo = []
-        if gone or (first_run and not self.emit_existing):
-            self.snapshot.save(state)
+        with self._lock:
+            state = self._loaded()
+            todo = [ref for key, ref in listed.items() if state.get(key) != ref.etag]
+            stats.new = sum(1 for ref in todo if ref.key not in state)
+            stats.changed = len(todo) - stats.new
+            gone = [key for key in state if key not in listed]
+            for key in gone:
+                del state[key]
+            stats.removed = len(gone)
+            remember_only = self._fresh and not self.emit_existing
+            self._fresh = False
+            if remember_only:
+                state.update({ref.key: ref.etag for ref in todo})
+                todo = []
+            if gone or remember_only:
+                self.snapshot.save(state)
         for refs, body in self._bodies(todo):
             stats.batches += 1
             try:
@@ -194,8 +209,9 @@ class Watcher:
                 log.warning("watcher: preprocess answered %s, will retry next poll", result.status)
                 stats.failed += len(refs)
                 continue
-            state.update({ref.key: ref.etag for ref in refs})
-            self.snapshot.save(state)
+            with self._lock:
+                state.update({ref.key: ref.etag for ref in refs})
+                self.snapshot.save(state)
             stats.sent += len(refs)
         stats.total_s = time.monotonic() - started
         return stats

@@ -108,3 +108,20 @@ def test_multipart_overwrite_delete_and_results_bucket(stack: Stack) -> None:
 def test_written_config(stack: Stack, tmp_path: Path) -> None:
     text = (Path(stack.weed.workdir or "") / "notification.toml").read_text()
     assert stack.adapter.url in text and '"/buckets/images/"' in text
+
+
+def test_watcher_beside_the_adapter_resends_nothing_the_adapter_delivered(stack: Stack, tmp_path: Path) -> None:
+    from triggers.watcher import FileSnapshot, Watcher
+
+    watcher = Watcher(stack.s3, "images", HttpInvoker(stack.fake.url), FileSnapshot(tmp_path / "snap.json"),
+                      prefix="t3/")
+    stack.adapter.on_delivered = watcher.mark_delivered
+    try:
+        for i in range(5):
+            stack.s3.put_object(Bucket="images", Key=f"t3/{i}.jpg", Body=b"%d" % i)
+        _wait_for(lambda: len(_events_for(stack.fake, "t3/")) == 5)
+        _wait_for(lambda: len(FileSnapshot(tmp_path / "snap.json").load()) == 5)
+        stats = watcher.poll_once()
+        assert (stats.listed, stats.sent) == (5, 0)
+    finally:
+        stack.adapter.on_delivered = None

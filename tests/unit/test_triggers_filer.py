@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import time
 from typing import Any
 
 import pytest
@@ -119,15 +120,35 @@ class Recorder:
         return InvokeResult(200, b"{}")
 
 
-def test_adapter_dedupes_redeliveries_and_asks_for_retry_on_failure() -> None:
+def test_adapter_retries_itself_dedupes_and_reports_deliveries() -> None:
+    # the filer dead-letters an event whose webhook call failed, so the adapter must retry itself
     event = _event("create", "/buckets/images/a.jpg", _file("a.jpg", b"hello", etag=MD5_HELLO))
-    failing = Recorder(fail=True)
-    adapter = FilerAdapter(failing)
-    assert adapter.handle(event)[0] == 503  # filer will retry
+    delivered: list[ObjectRef] = []
+    adapter = FilerAdapter(Recorder(fail=True), retry_backoff_s=0.01, on_delivered=delivered.extend)
+    assert adapter.handle(event) == (202, "preprocess unreachable: queued for retry")
+    assert adapter.pending_retries() == 1
+    assert adapter.handle(event) == (200, "duplicate")  # a redelivery while queued
     adapter.invoker = ok = Recorder()
-    assert adapter.handle(event)[0] == 200
+    with adapter:
+        deadline = time.monotonic() + 10
+        while adapter.pending_retries() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert len(ok.bodies) == 1 and adapter.pending_retries() == 0
+    assert delivered == [ObjectRef("images", "a.jpg", MD5_HELLO, 5, "image/jpeg")]
     assert adapter.handle(event) == (200, "duplicate")
-    assert len(ok.bodies) == 1 and adapter.stats.sent == 1 and adapter.stats.duplicates == 1
+
+
+def test_adapter_gives_up_after_retry_window() -> None:
+    event = _event("create", "/buckets/images/b.jpg", _file("b.jpg", b"hello", etag=MD5_HELLO))
+    adapter = FilerAdapter(Recorder(fail=True), retry_backoff_s=0.01, retry_for_s=0.05)
+    with adapter:
+        adapter.handle(event)
+        deadline = time.monotonic() + 10
+        while adapter.pending_retries() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert adapter.pending_retries() == 0 and adapter.stats.sent == 0
+    adapter.invoker = Recorder()
+    assert adapter.handle(event) == (200, "sent")  # released: a later event is not a "duplicate"
 
 
 def test_notification_toml_is_what_weed_expects() -> None:
