@@ -39,7 +39,8 @@ def images(model_dir: Path) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def fn(model_dir: Path) -> Iterator[FdkProcess]:
-    with FdkProcess(FUNC, env={"LOG_LEVEL": "INFO", "TOP_K": "5"}) as proc:
+    env = {"LOG_LEVEL": "INFO", "TOP_K": "5", "MAX_JSON_BYTES": str(4 << 20), "MODEL_INVOKE_BATCH": "2"}
+    with FdkProcess(FUNC, env=env) as proc:
         yield proc
 
 
@@ -127,9 +128,7 @@ def _formats(images: np.ndarray) -> dict[str, tuple[bytes, dict[str, str]]]:
     u8 = images
     f32 = images.astype(np.float32)
     oip_json = {
-        "inputs": [
-            {"name": "images", "shape": list(f32.shape), "datatype": "FP32", "data": f32.ravel().tolist()}
-        ],
+        "inputs": [{"name": "images", "shape": list(f32.shape), "datatype": "FP32", "data": f32.ravel().tolist()}],
         "parameters": {"top_k": 5},
     }
     json_type = {"Content-Type": "application/json"}
@@ -186,9 +185,7 @@ def test_every_format_classifies_a_batch(fn: FdkProcess, images: np.ndarray, nam
 def test_single_image_and_top_k_option(fn: FdkProcess, images: np.ndarray) -> None:
     body = json.dumps({"instances": [images[1].tolist()], "top_k": 2}).encode()
     doc = fn.call(body, {"Content-Type": "application/json"}).json()
-    assert (
-        doc["predictions"][0]["top_k_indices"][0] == 967 and len(doc["predictions"][0]["top_k_indices"]) == 2
-    )
+    assert doc["predictions"][0]["top_k_indices"][0] == 967 and len(doc["predictions"][0]["top_k_indices"]) == 2
 
 
 # -- errors -------------------------------------------------------------------------------------------
@@ -210,6 +207,12 @@ def _error_cases(images: np.ndarray) -> dict[str, tuple[bytes, dict[str, str], s
             "invalid_shape",
             422,
         ),
+        "json_too_big": (
+            json.dumps({"instances": np.zeros((6, 224, 224, 3)).tolist()}).encode(),
+            json_type,
+            "payload_too_large",
+            413,
+        ),
         "bad_top_k": (
             oip_binary(images[:1], top_k=0)[0],
             oip_binary(images[:1], top_k=0)[1],
@@ -230,13 +233,12 @@ def _error_cases(images: np.ndarray) -> dict[str, tuple[bytes, dict[str, str], s
         "wrong_dtype",
         "normalised_floats",
         "binary_truncated",
+        "json_too_big",
         "bad_top_k",
     ],
 )
 @pytest.mark.parametrize("gateway", [False, True], ids=["invoke", "trigger"])
-def test_errors_are_json_with_the_fn_status_rules(
-    fn: FdkProcess, images: np.ndarray, case: str, gateway: bool
-) -> None:
+def test_errors_are_json_with_the_fn_status_rules(fn: FdkProcess, images: np.ndarray, case: str, gateway: bool) -> None:
     body, headers, code, status = _error_cases(images)[case]
     reply = fn.call(body, headers, gateway=gateway)
     # Client errors: wire 200 in both modes (the body carries the code); the trigger client sees the status.
@@ -345,9 +347,7 @@ def test_missing_model_and_bad_config(tmp_path: Path, images: np.ndarray, model_
         missing = proc.call(npy(images[:1]), {"Content-Type": "application/x-npy"}, gateway=True)
     with FdkProcess(FUNC, env={"TOP_K": "many"}) as proc:
         config = proc.call(npy(images[:1]), {"Content-Type": "application/x-npy"})
-    assert (
-        missing.headers["fn-http-status"] == "503" and missing.json()["error"]["code"] == "model_unavailable"
-    )
+    assert missing.headers["fn-http-status"] == "503" and missing.json()["error"]["code"] == "model_unavailable"
     assert config.status == 502 and config.json()["error"]["code"] == "config_error"
     assert "TOP_K" in config.json()["error"]["message"]
 
@@ -358,9 +358,7 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_unreachable_storage_fails_the_call_with_storage_unavailable(
-    images: np.ndarray, model_dir: Path
-) -> None:
+def test_unreachable_storage_fails_the_call_with_storage_unavailable(images: np.ndarray, model_dir: Path) -> None:
     env = {
         "S3_ENDPOINT_URL": f"http://127.0.0.1:{_closed_port()}",
         "S3_ACCESS_KEY_ID": "dev",
@@ -368,9 +366,7 @@ def test_unreachable_storage_fails_the_call_with_storage_unavailable(
         "S3_MAX_ATTEMPTS": "1",
         "S3_CONNECT_TIMEOUT": "1",
     }
-    body = json.dumps(
-        {"instances": [images[0].tolist()], "sources": [{"bucket": "i", "key": "k", "etag": "e"}]}
-    )
+    body = json.dumps({"instances": [images[0].tolist()], "sources": [{"bucket": "i", "key": "k", "etag": "e"}]})
     with FdkProcess(FUNC, env=env) as proc:
         reply = proc.call(body.encode(), {"Content-Type": "application/json"})
         unrecorded = proc.call(npy(images[:1]), {"Content-Type": "application/x-npy"})

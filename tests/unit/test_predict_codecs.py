@@ -32,9 +32,7 @@ def npy_bytes(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def oip_binary(
-    array: np.ndarray, datatype: str, params: dict | None = None, outputs=None
-) -> tuple[bytes, dict]:
+def oip_binary(array: np.ndarray, datatype: str, params: dict | None = None, outputs=None) -> tuple[bytes, dict]:
     raw = array.tobytes()
     header = {
         "inputs": [
@@ -212,9 +210,7 @@ def _parse_binary_response(encoded: codecs.Encoded) -> tuple[dict, dict[str, byt
 
 def test_oip_response_json_outputs() -> None:
     req = codecs.decode(
-        json.dumps(
-            {"id": "x", "inputs": [{"name": "i", "shape": [1], "datatype": "FP32", "data": [1]}]}
-        ).encode(),
+        json.dumps({"id": "x", "inputs": [{"name": "i", "shape": [1], "datatype": "FP32", "data": [1]}]}).encode(),
         {},
     )
     enc = codecs.encode(answer(), req)
@@ -238,9 +234,7 @@ def test_oip_response_binary_outputs_decode_like_triton() -> None:
     enc = codecs.encode(answer(), codecs.decode(body, headers))
     head, blobs = _parse_binary_response(enc)
     assert [o["name"] for o in head["outputs"]] == list(oip.OUTPUT_NAMES)
-    np.testing.assert_array_equal(
-        np.frombuffer(blobs["top_k_indices"], "<i4").reshape(2, 2), [[10, 11], [11, 12]]
-    )
+    np.testing.assert_array_equal(np.frombuffer(blobs["top_k_indices"], "<i4").reshape(2, 2), [[10, 11], [11, 12]])
     np.testing.assert_allclose(np.frombuffer(blobs["top_k_scores"], "<f4"), [0.5, 0.4, 0.5, 0.4], rtol=1e-6)
     raw, labels = blobs["top_k_labels"], []
     while raw:
@@ -324,3 +318,14 @@ def test_bad_sources(sources: object) -> None:
 @pytest.mark.parametrize(("etag", "recordable"), [('"abc"', True), ('""', False), ("", False)])
 def test_source_recordable_needs_a_real_etag(etag: str, recordable: bool) -> None:
     assert Source("b", "k", etag).recordable is recordable
+
+
+def test_json_over_the_limit_is_refused_before_parsing() -> None:
+    from predict_core.errors import PayloadTooLargeError
+
+    body = json.dumps({"instances": IMAGES_U8.tolist()}).encode()
+    with pytest.raises(PayloadTooLargeError, match="npy"):
+        codecs.decode(body, {"content-type": "application/json"}, max_json_bytes=len(body) - 1)
+    assert codecs.decode(body, {}, max_json_bytes=len(body)).fmt == "tfs_row"
+    big_npy = npy_bytes(np.zeros((8, 4, 4, 3), np.uint8))
+    assert codecs.decode(big_npy, {}, max_json_bytes=10).fmt == "npy"  # binary formats are exempt

@@ -69,6 +69,8 @@ def test_settings_from_env() -> None:
         "TOP_K": "3",
         "MAX_BATCH": "8",
         "MODEL_VERIFY": "false",
+        "MODEL_INVOKE_BATCH": "2",
+        "MAX_JSON_BYTES": "2048",
         "RESULTS_PREFIX": "v1/",
         "S3_ENDPOINT_URL": "http://127.0.0.1:8334",
     }
@@ -81,7 +83,12 @@ def test_settings_from_env() -> None:
         8,
         False,
     )
-    assert s.results_prefix == "v1/" and s.s3.endpoint_url == "http://127.0.0.1:8334"
+    assert (
+        s.invoke_batch == 2
+        and s.max_json_bytes == 2048
+        and s.results_prefix == "v1/"
+        and s.s3.endpoint_url == "http://127.0.0.1:8334"
+    )
 
 
 @pytest.mark.parametrize(
@@ -91,6 +98,7 @@ def test_settings_from_env() -> None:
         ("TOP_K", "0"),
         ("TOP_K", "five"),
         ("MAX_BATCH", "-1"),
+        ("MAX_JSON_BYTES", "10"),
         ("MODEL_NUM_THREADS", "x"),
         ("MODEL_VERIFY", "maybe"),
         ("LOG_LEVEL", "LOUD"),
@@ -135,7 +143,7 @@ def test_error_bodies_and_statuses() -> None:
 
 def test_to_batch_accepts_single_uint8_image() -> None:
     out = to_batch(np.full((4, 4, 3), 7, np.uint8), 4, 4, 3, 8)
-    assert out.shape == (1, 4, 4, 3) and out.dtype == np.float32 and out.flags.c_contiguous and out.max() == 7
+    assert out.shape == (1, 4, 4, 3) and out.dtype == np.uint8 and out.max() == 7
 
 
 @pytest.mark.parametrize(
@@ -218,9 +226,7 @@ def test_result_document_copies_metadata_but_not_over_reserved_keys() -> None:
     assert doc["source"] == {"size": 10, "bucket": "images", "key": "cats/chelsea.jpg", "etag": "abc123"}
     assert doc["image"] == {"width": 451} and doc["exif"] is None
     assert doc["predictions"] == [{"index": 1, "label": "a", "score": 0.9}]
-    assert (
-        doc["recorded_at"] == "2026-01-02T03:04:05Z" and doc["cold_start"] is True and doc["call_id"] == "C"
-    )
+    assert doc["recorded_at"] == "2026-01-02T03:04:05Z" and doc["cold_start"] is True and doc["call_id"] == "C"
 
 
 def test_record_once_then_exists() -> None:
@@ -257,9 +263,7 @@ def test_s3_store_conditional_put_and_errors() -> None:
     ok = _FakeClient(None)
     assert S3ResultStore(ok).put_if_absent("b", "k", b"{}") is True
     assert ok.calls[0]["IfNoneMatch"] == "*"
-    assert (
-        S3ResultStore(_FakeClient(_ClientError("PreconditionFailed"))).put_if_absent("b", "k", b"{}") is False
-    )
+    assert S3ResultStore(_FakeClient(_ClientError("PreconditionFailed"))).put_if_absent("b", "k", b"{}") is False
     with pytest.raises(StorageUnavailableError, match="AccessDenied"):
         S3ResultStore(_FakeClient(_ClientError("AccessDenied"))).put_if_absent("b", "k", b"{}")
     with pytest.raises(StorageUnavailableError, match="ConnectionRefusedError"):
@@ -284,9 +288,7 @@ class FakeEngine:
 
 
 def fake_model() -> model_mod.LoadedModel:
-    return model_mod.LoadedModel(
-        Manifest.from_json(json.dumps(MANIFEST)), LABELS, FakeEngine(), "mem://", 1.0
-    )
+    return model_mod.LoadedModel(Manifest.from_json(json.dumps(MANIFEST)), LABELS, FakeEngine(), "mem://", 1.0)
 
 
 def test_get_model_loads_once_under_concurrency(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -301,9 +303,7 @@ def test_get_model_loads_once_under_concurrency(monkeypatch: pytest.MonkeyPatch)
     model_mod.reset()
     settings = Settings.from_env({}, "/nowhere")
     got: list[tuple[model_mod.LoadedModel, bool]] = []
-    threads = [
-        threading.Thread(target=lambda: got.append(model_mod.get_model(settings, object))) for _ in range(8)
-    ]
+    threads = [threading.Thread(target=lambda: got.append(model_mod.get_model(settings, object))) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
@@ -358,16 +358,12 @@ def test_service_records_and_reports_exists() -> None:
     body = tfs(2, sources=sources, top_k=1)
     first = json.loads(service.predict(body, {}, "C1", deps).body)["fnvision"]
     again = json.loads(service.predict(body, {}, "C2", deps).body)["fnvision"]
-    assert (
-        first["predictions"][0]["result"]["status"] == "created" and "result" not in first["predictions"][1]
-    )
+    assert first["predictions"][0]["result"]["status"] == "created" and "result" not in first["predictions"][1]
     assert again["predictions"][0]["result"]["status"] == "exists"
     assert "record_ms" in first["timings"]
     (key,) = [k for _, k in store.objects]
     doc = json.loads(store.objects[("results", key)])
-    assert (
-        key == "images/a.jpg/e1/tiny@2.0.0.json" and doc["call_id"] == "C1" and doc["image"] == {"width": 4}
-    )
+    assert key == "images/a.jpg/e1/tiny@2.0.0.json" and doc["call_id"] == "C1" and doc["image"] == {"width": 4}
     assert doc["predictions"] == [{"index": 0, "label": "class 0", "score": 1.0}]
 
 

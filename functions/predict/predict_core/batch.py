@@ -12,10 +12,11 @@ from .errors import DTypeError, ShapeError, ValueRangeError
 ACCEPTED = (np.dtype(np.uint8), np.dtype(np.float32))
 
 
-def to_batch(
-    images: npt.NDArray[Any], height: int, width: int, channels: int, max_batch: int
-) -> npt.NDArray[np.float32]:
-    """Return a C-contiguous float32 [N,H,W,C] batch in 0..255; a single [H,W,C] image becomes N=1."""
+def to_batch(images: npt.NDArray[Any], height: int, width: int, channels: int, max_batch: int) -> npt.NDArray[Any]:
+    """Return a checked uint8 or float32 [N,H,W,C] batch in 0..255; a single [H,W,C] image becomes N=1.
+
+    uint8 stays uint8: the engine converts slice by slice, so a batch is never held twice as float32.
+    """
     expected = (height, width, channels)
     if images.ndim == 3:
         images = images[np.newaxis]
@@ -30,10 +31,10 @@ def to_batch(
     if images.dtype not in ACCEPTED:
         raise DTypeError(f"images must be uint8 or float32 (values 0..255), got {images.dtype}")
     if images.dtype == np.uint8:
-        return images.astype(np.float32)
+        return images
     if not np.isfinite(images).all():
         raise ValueRangeError("float32 images contain NaN or infinity")
     low, high = float(images.min()), float(images.max())
     if low < 0.0 or high > 255.0:
         raise ValueRangeError(f"float32 images must be in 0..255 (not normalised), got {low:g}..{high:g}")
-    return np.ascontiguousarray(images, dtype=np.float32)
+    return images

@@ -9,6 +9,7 @@ fdk may put on the wire (Fn keeps only 200/502/504).
     │   ├── EmptyBodyError (400 empty_body)
     │   ├── UnknownPayloadError (400 unknown_payload) none of the formats of contracts.md §3
     │   ├── InvalidParameterError (400 invalid_parameter)   top_k, sources, outputs, ...
+    │   ├── PayloadTooLargeError (413 payload_too_large)    JSON body over MAX_JSON_BYTES
     │   └── TensorError (422 invalid_tensor)
     │       ├── ShapeError (422 invalid_shape)
     │       ├── DTypeError (422 invalid_dtype)
@@ -62,6 +63,13 @@ class InvalidParameterError(RequestError):
     """A request option (top_k, sources, requested outputs, ...) is invalid."""
 
     code = "invalid_parameter"
+
+
+class PayloadTooLargeError(RequestError):
+    """A JSON body too big to parse within the function's memory (binary formats have no such limit)."""
+
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    code = "payload_too_large"
 
 
 class TensorError(RequestError):

@@ -28,21 +28,25 @@ log = logging.getLogger(__name__)
 
 
 class Engine(Protocol):
-    """Runs the network: float32 [N,H,W,C] in 0..255 -> float32 [N,classes] probabilities."""
+    """Runs the network: uint8 or float32 [N,H,W,C] in 0..255 -> float32 [N,classes] probabilities."""
 
     name: str
 
-    def predict(self, batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    def predict(self, batch: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
         """Return the class probabilities of a batch."""
         ...
 
 
 class LiteRTEngine:
-    """A LiteRT interpreter; resized to the batch size of each call, serialised by a lock."""
+    """A LiteRT interpreter, serialised by a lock; big batches run in slices of at most ``invoke_batch``.
+
+    The interpreter's arena grows with the batch it is resized to (batch 32 in one invoke: ~320 MB
+    peak RSS, slices of 8: ~155 MB); slices of 4 keep it under 128 MB at about the same throughput.
+    """
 
     name = "litert"
 
-    def __init__(self, path: Path, num_threads: int) -> None:
+    def __init__(self, path: Path, num_threads: int, invoke_batch: int = 4) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
         self._interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
@@ -52,6 +56,7 @@ class LiteRTEngine:
         self._input_shape = [int(d) for d in inp["shape"]]
         self._input_dtype = np.dtype(inp["dtype"])
         self._output = int(self._interpreter.get_output_details()[0]["index"])
+        self._invoke_batch = invoke_batch
         self._lock = threading.Lock()  # an Interpreter is not thread-safe
 
     @property
@@ -59,17 +64,22 @@ class LiteRTEngine:
         """The underlying interpreter (for benchmarks)."""
         return self._interpreter
 
-    def predict(self, batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """Run one batch (the interpreter is resized when the batch size changes)."""
+    def predict(self, batch: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
+        """Run a batch (uint8 or float32), slice by slice; the interpreter is resized when the size changes."""
+        step = self._invoke_batch
         with self._lock:
-            n = int(batch.shape[0])
-            if n != self._input_shape[0]:
-                self._interpreter.resize_tensor_input(self._input, [n, *self._input_shape[1:]])
-                self._interpreter.allocate_tensors()
-                self._input_shape[0] = n
-            self._interpreter.set_tensor(self._input, batch.astype(self._input_dtype, copy=False))
-            self._interpreter.invoke()
-            return np.array(self._interpreter.get_tensor(self._output), dtype=np.float32)
+            parts = [self._invoke(batch[i : i + step]) for i in range(0, int(batch.shape[0]), step)]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _invoke(self, part: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
+        n = int(part.shape[0])
+        if n != self._input_shape[0]:
+            self._interpreter.resize_tensor_input(self._input, [n, *self._input_shape[1:]])
+            self._interpreter.allocate_tensors()
+            self._input_shape[0] = n
+        self._interpreter.set_tensor(self._input, np.ascontiguousarray(part, dtype=self._input_dtype))
+        self._interpreter.invoke()
+        return np.array(self._interpreter.get_tensor(self._output), dtype=np.float32)
 
 
 class TensorFlowEngine:
@@ -96,9 +106,9 @@ class TensorFlowEngine:
         self._input_name = next(iter(inputs))
         self._output_name = next(iter(outputs))
 
-    def predict(self, batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    def predict(self, batch: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
         """Run one batch through the signature."""
-        result = self._fn(**{self._input_name: self._tf.constant(batch)})
+        result = self._fn(**{self._input_name: self._tf.constant(batch, dtype=self._tf.float32)})
         return np.asarray(result[self._output_name].numpy(), dtype=np.float32)
 
 
@@ -157,7 +167,7 @@ def load_model(settings: Settings, s3_client: Callable[[], Any]) -> LoadedModel:
             engine = TensorFlowEngine(directory / artifact.path, signature)
         else:
             hint = manifest.engines.get("litert", {}).get("num_threads", 2)
-            engine = LiteRTEngine(directory / artifact.path, settings.num_threads or int(hint))
+            engine = LiteRTEngine(directory / artifact.path, settings.num_threads or int(hint), settings.invoke_batch)
     except PredictError:
         raise
     except Exception as exc:  # a file that passed its checksum but does not load

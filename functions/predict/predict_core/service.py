@@ -66,7 +66,7 @@ def predict(body: bytes, headers: Mapping[str, str], call_id: str | None, deps: 
     clock = deps.clock
     start = clock()
     try:
-        request = codecs.decode(body, headers)
+        request = codecs.decode(body, headers, deps.settings.max_json_bytes)
         decoded = clock()
         model, cold = deps.get_model()
         loaded = clock()

@@ -16,9 +16,11 @@ MODEL_URI = "MODEL_URI"
 MODEL_ENGINE = "MODEL_ENGINE"
 MODEL_NUM_THREADS = "MODEL_NUM_THREADS"
 MODEL_CACHE_DIR = "MODEL_CACHE_DIR"
+MODEL_INVOKE_BATCH = "MODEL_INVOKE_BATCH"
 MODEL_VERIFY = "MODEL_VERIFY"
 TOP_K = "TOP_K"
 MAX_BATCH = "MAX_BATCH"
+MAX_JSON_BYTES = "MAX_JSON_BYTES"
 RESULTS_BUCKET = "RESULTS_BUCKET"
 RESULTS_PREFIX = "RESULTS_PREFIX"
 LOG_LEVEL = "LOG_LEVEL"
@@ -50,6 +52,8 @@ class Settings:
     """``litert`` (the .tflite, default) or ``tensorflow`` (the SavedModel; needs tensorflow installed)."""
     num_threads: int | None = None
     """LiteRT interpreter threads; None: the manifest's hint (engines.litert.num_threads), else 2."""
+    invoke_batch: int = 4
+    """LiteRT runs bigger batches in slices of this many images (bounds the interpreter's memory)."""
     cache_dir: str = "/tmp/predict-model"
     """Where an ``s3://`` model is downloaded to (Fn functions may only write under /tmp)."""
     verify: bool = True
@@ -58,6 +62,8 @@ class Settings:
     """Labels per image when the request does not say."""
     max_batch: int = 64
     """Largest batch accepted in one call (memory guard: 64 float32 images are 38 MB)."""
+    max_json_bytes: int = 16 << 20
+    """Largest JSON body parsed (JSON tensors cost ~7x their size in RSS; .npy/OIP binary are exempt)."""
     results_bucket: str = "results"
     """Bucket of the result documents."""
     results_prefix: str = ""
@@ -86,10 +92,12 @@ class Settings:
             model_uri=env.get(MODEL_URI, "").strip() or str(default_model_dir),
             engine=engine,
             num_threads=_int(env, MODEL_NUM_THREADS, 0, 1, 64) if threads_raw else None,
+            invoke_batch=_int(env, MODEL_INVOKE_BATCH, 4, 1, 1024),
             cache_dir=env.get(MODEL_CACHE_DIR, "").strip() or "/tmp/predict-model",
             verify=verify,
             top_k=_int(env, TOP_K, 5, 1, 1000),
             max_batch=_int(env, MAX_BATCH, 64, 1, 1024),
+            max_json_bytes=_int(env, MAX_JSON_BYTES, 16 << 20, 1024, 1 << 30),
             results_bucket=env.get(RESULTS_BUCKET, "").strip() or "results",
             results_prefix=env.get(RESULTS_PREFIX, "").strip(),
             log_level=level,
