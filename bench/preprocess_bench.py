@@ -226,7 +226,8 @@ def report(f: dict[str, Any]) -> str:
         f"  speed-up                      {f['jpeg_12mp_speedup']:8.1f} ×    (goal ≥ 5)",
         f"  preprocess without draft      {f['jpeg_12mp_preprocess_without_draft_ms_p50']:8.1f} ms",
         f"  mean |draft - full|           {f['jpeg_12mp_draft_vs_full_mean_abs_diff']:8.2f} /255",
-        f"12 MP JPEG with noise ({f['jpeg_12mp_noisy_bytes'] / 1e6:.1f} MB): draft {f['jpeg_12mp_noisy_draft_ms_p50']:.1f} ms, "
+        f"12 MP JPEG with noise ({f['jpeg_12mp_noisy_bytes'] / 1e6:.1f} MB): "
+        f"draft {f['jpeg_12mp_noisy_draft_ms_p50']:.1f} ms, "
         f"full {f['jpeg_12mp_noisy_full_decode_resize_ms_p50']:.1f} ms, {f['jpeg_12mp_noisy_speedup']:.1f}×",
         f"640x480 JPEG → tensor, p50      {f['jpeg_640x480_ms_p50']:8.1f} ms",
         f"peak RSS, fresh process, 12 MP: draft {f['peak_rss_mb_12mp_draft_process']} MB, "
