@@ -208,3 +208,29 @@ def test_auth_token_on_trigger_calls(fn_down: FdkProcess) -> None:
     assert ok.http_status == 200
     # fn invoke is authenticated by the platform: no token needed.
     assert fn_down.call(b'{"Event": "s3:TestEvent"}', {"Content-Type": "application/json"}).status == 200
+
+
+def test_binary_cloudevent_through_a_trigger(fn: FdkProcess, predict: FakePredict) -> None:
+    # Trigger mode wraps the ce-* headers as Fn-Http-H-Ce-*; the fdk unwraps them for the handler.
+    headers = {"Content-Type": "image/jpeg", "Ce-Specversion": "1.0", "Ce-Type": "com.example.upload", "Ce-Id": "e-1"}
+    headers["Ce-Subject"] = "photos/cat.jpg"
+    reply = fn.call(JPEG, headers, gateway=True)
+    assert reply.http_status == 200, reply.body[:300]
+    assert reply.json()["predictions"][0]["upload"] == "photos/cat.jpg"
+
+
+def test_sns_text_plain_delivery_of_a_delete_is_acknowledged(fn: FdkProcess) -> None:
+    message = {
+        "Records": [
+            {
+                "eventSource": "aws:s3",
+                "eventName": "ObjectRemoved:Delete",
+                "s3": {"bucket": {"name": "b"}, "object": {"key": "k"}},
+            }
+        ]
+    }
+    envelope = {"Type": "Notification", "MessageId": "1", "TopicArn": "arn:t", "Message": json.dumps(message)}
+    reply = fn.call(json.dumps(envelope).encode(), {"Content-Type": "text/plain; charset=UTF-8"}, gateway=True)
+    assert reply.http_status == 200 and reply.json()["ignored"] == [
+        {"reason": "not_a_create_event", "event_type": "ObjectRemoved:Delete"}
+    ]
