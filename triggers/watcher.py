@@ -250,3 +250,49 @@ class WatcherThread:
         """Ask the loop to stop after the current poll and wait for it."""
         self.stop_event.set()
         self._thread.join(timeout)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m triggers.watcher`: watch a bucket of any S3-compatible store (S3_* environment)."""
+    import argparse
+    import os
+    import sys
+
+    from common.s3client import S3Settings, make_client
+    from triggers.invoker import HttpInvoker
+
+    env = os.environ
+    p = argparse.ArgumentParser(prog="python -m triggers.watcher", description=__doc__.splitlines()[0])
+    p.add_argument("--bucket", default=env.get("INPUT_BUCKET", "images"))
+    p.add_argument("--prefix", default="")
+    p.add_argument("--invoke-url", default=env.get("VISION_PREPROCESS_URL"), required="VISION_PREPROCESS_URL"
+                   not in env, help="preprocess invoke endpoint or HTTP trigger (env VISION_PREPROCESS_URL)")
+    p.add_argument("--snapshot", type=Path, default=None, help="default .local/watcher/<bucket>.json")
+    p.add_argument("--interval", type=float, default=2.0)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--event-format", choices=["records", "oci"], default="records")
+    p.add_argument("--skip-existing", action="store_true", help="first run: remember, don't send, what is there")
+    p.add_argument("--once", action="store_true", help="poll once and exit (1 if a delivery failed)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    watcher = Watcher(
+        make_client(S3Settings.from_env(env)), args.bucket, HttpInvoker(args.invoke_url),
+        FileSnapshot(args.snapshot or Path(".local/watcher") / f"{args.bucket}.json"), prefix=args.prefix,
+        batch_size=args.batch_size, event_format=args.event_format,
+        results_bucket=env.get("RESULTS_BUCKET", "results"), results_prefix=env.get("RESULTS_PREFIX", ""),
+        emit_existing=not args.skip_existing,
+    )
+    if args.once:
+        stats = watcher.poll_once()
+        print(stats)
+        return 1 if stats.failed else 0
+    stop = threading.Event()
+    try:
+        watcher.run(args.interval, stop)
+    except KeyboardInterrupt:
+        stop.set()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -126,3 +126,17 @@ def test_file_snapshot_write_is_atomic(tmp_path: Path) -> None:
     store.save({"a": "2", "b": "3"})
     assert store.load() == {"a": "2", "b": "3"}
     assert [p.name for p in (tmp_path / "sub").iterdir()] == ["snap.json"]
+
+
+def test_cli_once(s3: Any, seaweed: Any, new_bucket: Callable[[str], str], fake: FakePreprocess,
+                  tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from triggers.watcher import main
+
+    bucket = new_bucket("w")
+    s3.put_object(Bucket=bucket, Key="a b.jpg", Body=b"1")
+    for k, v in seaweed.env().items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("RESULTS_BUCKET", fake.results_bucket)
+    args = ["--bucket", bucket, "--invoke-url", fake.url, "--snapshot", str(tmp_path / "s.json"), "--once"]
+    assert main(args) == 0 and main(args) == 0
+    assert [r.key for r in fake.refs_received()] == ["a b.jpg"]
