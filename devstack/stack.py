@@ -1,7 +1,12 @@
 """The embedded local stack: SeaweedFS + fnlocal serving the app + an event source.
 
     upload ─► SeaweedFS ─► filer webhook ─► FilerAdapter ─► /invoke preprocess ─► predict ─► results
-                   └────────── or: Watcher (listing + key→ETag snapshot) ─┘
+                   └──── Watcher (listing + key→ETag snapshot) ──┘
+
+`source="filer"` (default) runs the adapter for low latency AND the watcher as a safety net: weed
+does not resend a webhook call that failed, and the adapter's own retries live in memory, so the
+watcher (persisted snapshot) picks up anything lost in a crash. The adapter tells the watcher what
+it delivered, so the watcher does not send it again. `source="watcher"` runs only the watcher.
 
 Used by ``make run`` / ``make serve`` (persistent data in ``.local/``) and by the end-to-end tests
 (temporary data, free ports).
@@ -90,8 +95,8 @@ class LocalStack:
             self.seaweed = seaweed.start()
             if self.adapter is not None:
                 self.adapter.client = self.seaweed.client()
-            if opts.source == "watcher":
-                self._start_watcher(invoker)
+            if opts.source in {"filer", "watcher"}:
+                self._start_watcher(invoker, interval=opts.watch_interval_s if opts.source == "watcher" else 2.0)
         except BaseException:
             self.stop()
             raise
@@ -111,7 +116,7 @@ class LocalStack:
         seaweed.workdir.mkdir(parents=True, exist_ok=True)
         self.adapter.write_config(seaweed.workdir)
 
-    def _start_watcher(self, invoker: Any) -> None:
+    def _start_watcher(self, invoker: Any, interval: float) -> None:
         from triggers.watcher import FileSnapshot, Watcher
 
         opts = self.options
@@ -125,7 +130,9 @@ class LocalStack:
             results_prefix=opts.results_prefix,
             emit_existing=False,
         )
-        self._watcher_thread = self.watcher.start(interval=opts.watch_interval_s)
+        if self.adapter is not None:
+            self.adapter.on_delivered = self.watcher.mark_delivered
+        self._watcher_thread = self.watcher.start(interval=interval)
 
     def stop(self) -> None:
         """Stop the event source, then the functions, then storage (reverse order)."""
