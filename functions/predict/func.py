@@ -63,9 +63,7 @@ def handler(ctx: Any, data: io.BytesIO | None = None) -> response.Response:
         reply = service.predict(body, headers, call_id, _deps())
     except PredictError as exc:  # bad configuration: reported like any other error
         reply = service.error_reply(exc)
-    resp = response.Response(
-        ctx, response_data=reply.body, headers=dict(reply.headers), status_code=reply.status
-    )
+    resp = response.Response(ctx, response_data=reply.body, headers=dict(reply.headers), status_code=reply.status)
     # Response() has put the real status into Fn-Http-Status for gateway calls; the status on the
     # wire follows the Fn rules (only 200/502/504 survive; a 502 body is dropped by the agent).
     resp.status_code = wire_status(reply.status, headers.get("fn-intent") == "httprequest")

@@ -38,9 +38,7 @@ class S3ResultStore:
     def put_if_absent(self, bucket: str, key: str, body: bytes) -> bool:
         """Conditional create; 412 means another call recorded it first."""
         try:
-            self._client.put_object(
-                Bucket=bucket, Key=key, Body=body, ContentType="application/json", IfNoneMatch="*"
-            )
+            self._client.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json", IfNoneMatch="*")
         except Exception as exc:  # ClientError, EndpointConnectionError, timeouts, ...
             if is_precondition_failed(exc):
                 return False
@@ -104,9 +102,7 @@ def record(
     doc: Mapping[str, Any],
 ) -> dict[str, str]:
     """Write one document under its key (result_keys); return {"bucket","key","status"}."""
-    key = result_key(
-        prefix, source.bucket, source.key, normalise_etag(source.etag), model["name"], model["version"]
-    )
+    key = result_key(prefix, source.bucket, source.key, normalise_etag(source.etag), model["name"], model["version"])
     created = store.put_if_absent(bucket, key, json.dumps(doc, separators=(",", ":")).encode())
     status = CREATED if created else EXISTS
     log.info("result recorded", extra={"bucket": bucket, "key": key, "status": status})

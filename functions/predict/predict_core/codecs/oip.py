@@ -132,9 +132,7 @@ def _options(doc: Mapping[str, Any], params: Mapping[str, Any]) -> OipOptions:
     for name in OUTPUT_NAMES:
         binary.setdefault(name, default_binary)
     request_id = doc.get("id")
-    return OipOptions(
-        request_id=None if request_id is None else str(request_id), outputs=tuple(names), binary=binary
-    )
+    return OipOptions(request_id=None if request_id is None else str(request_id), outputs=tuple(names), binary=binary)
 
 
 def _bytes_tensor(labels: list[list[str]]) -> bytes:
