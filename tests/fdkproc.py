@@ -181,9 +181,7 @@ class FdkProcess:
             else:
                 out[key] = value
         if gateway:
-            out.update(
-                {"Fn-Intent": "httprequest", "Fn-Http-Method": method, "Fn-Http-Request-Url": request_url}
-            )
+            out.update({"Fn-Intent": "httprequest", "Fn-Http-Method": method, "Fn-Http-Request-Url": request_url})
         with self._lock:
             for attempt in (0, 1):
                 conn = self._connection()
