@@ -40,6 +40,8 @@ test-integration: venv model
 lint: venv
 	$(PY) -m ruff check .
 	$(PY) -m mypy functions/predict/predict_core functions/preprocess/preprocess_core fnlocal devstack triggers modelbuild
+	cd functions/predict && ../../$(PY) -m mypy func.py
+	cd functions/preprocess && ../../$(PY) -m mypy func.py
 
 # The main job: the whole local pipeline on the bundled sample photos.
 run: venv model

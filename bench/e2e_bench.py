@@ -95,6 +95,34 @@ def measure_latency(stack: Any, manifest: dict[str, Any], jpegs: list[bytes], n:
     return {"visible_ms": summarize(visible), "recorded_ms": summarize(recorded)}
 
 
+def measure_predict_via_fnlocal(stack: Any, jpegs: list[bytes], n: int = 60) -> dict:
+    """Hot latency of one-image `.npy` calls to predict through fnlocal's /invoke (HTTP → socket → fdk)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    import numpy as np
+    from PIL import Image, ImageOps
+
+    tensor = np.asarray(ImageOps.fit(Image.open(io.BytesIO(jpegs[0])).convert("RGB"), (224, 224)), dtype=np.uint8)
+    buffer = io.BytesIO()
+    np.save(buffer, tensor[None])
+    body = buffer.getvalue()
+    url = urlsplit(stack.fnlocal.invoke_url("vision", "predict"))
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+    times = []
+    for i in range(n + 5):
+        started = time.perf_counter()
+        conn.request("POST", url.path, body=body, headers={"Content-Type": "application/x-npy"})
+        reply = conn.getresponse()
+        reply.read()
+        if reply.status != 200:
+            raise RuntimeError(f"predict via fnlocal answered {reply.status}")
+        if i >= 5:
+            times.append((time.perf_counter() - started) * 1000)
+    conn.close()
+    return {"latency_ms": summarize(times)}
+
+
 def measure_backfill(stack: Any, manifest: dict[str, Any], jpegs: list[bytes], n: int,
                      batch_size: int, concurrency: int) -> dict:
     from triggers.backfill import Backfill, Model
@@ -151,10 +179,12 @@ def run(latency_n: int = 40, warmup: int = 5, backfill_n: int = 500, batch_size:
                                fn_port=_free_port(), source="filer", function_log=Path(tmp) / "fn.log")
         with LocalStack(options) as stack:
             latency = measure_latency(stack, manifest, jpegs, latency_n, warmup)
+            via_fnlocal = measure_predict_via_fnlocal(stack, jpegs)
             backfill = measure_backfill(stack, manifest, jpegs, backfill_n, batch_size, concurrency)
     bare = bare_model_throughput(jpegs)
     backfill["ratio_to_bare_median"] = backfill["images_per_s"] / bare["images_per_s"]["median"]
-    return {"upload_to_result": latency, "backfill": backfill, "bare_model": bare}
+    return {"upload_to_result": latency, "predict_via_fnlocal": via_fnlocal, "backfill": backfill,
+            "bare_model": bare}
 
 
 def main() -> int:
@@ -170,6 +200,7 @@ def main() -> int:
     print("upload → result, 640×480 JPEG, hot (ms):")
     for name, s in lat.items():
         print(f"  {name:<12} min {s['min']:7.1f}  median {s['median']:7.1f}  p95 {s['p95']:7.1f}  (n={s['n']})")
+    print(f"predict via fnlocal, 1 image: median {result['predict_via_fnlocal']['latency_ms']['median']:.2f} ms")
     b, bare = result["backfill"], result["bare_model"]["images_per_s"]
     print(f"backfill: {b['processed']}/{b['objects']} in {b['wall_s']:.1f}s = {b['images_per_s']:.1f} images/s "
           f"(batch {b['batch_size']}, concurrency {b['concurrency']}, failed {b['failed']})")

@@ -123,6 +123,8 @@ class SeaweedFS:
             "-webdav=false",
             "-admin.ui=false",
             "-s3.allowDeleteBucketNotEmpty=false",
+            # a PUT into a missing bucket must fail as on AWS/OCI, not silently create it
+            "-s3.autoCreateBucket=false",
             *self.extra_args,
         ]
 

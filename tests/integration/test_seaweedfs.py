@@ -33,3 +33,9 @@ def test_non_empty_bucket_is_not_deleted(s3, new_bucket):
     with pytest.raises(ClientError):
         s3.delete_bucket(Bucket=bucket)
     assert s3.get_object(Bucket=bucket, Key="x")["Body"].read() == b"1"
+
+
+def test_put_into_a_missing_bucket_fails_instead_of_creating_it(s3):
+    with pytest.raises(ClientError) as info:
+        s3.put_object(Bucket="no-such-bucket-here", Key="x", Body=b"1")
+    assert info.value.response["Error"]["Code"] == "NoSuchBucket"
