@@ -10,7 +10,6 @@ aws-chunked CRC32 trailers by default, which OCI rejects).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -140,8 +139,3 @@ def normalise_etag(etag: str | None) -> str:
     if value.startswith("W/"):
         value = value[2:]
     return value.strip('"')
-
-
-def current_env() -> Mapping[str, str]:
-    """The process environment (Fn function config arrives as environment variables)."""
-    return os.environ
