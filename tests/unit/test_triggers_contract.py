@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from preprocess_core import events
 
 from triggers.events import OCI_UPDATE, ObjectRef, oci_object_event, s3_records, to_body
-
-events = pytest.importorskip("preprocess_core.events")
 
 REFS = [ObjectRef("images", k, f"etag{i}", 10 + i) for i, k in enumerate(
     ["cat.jpg", "in/with space.jpg", "a+b/c+d.jpg", "été/日本 photo.jpg", "100%/x.jpg"])]
