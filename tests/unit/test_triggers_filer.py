@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import logging
 import time
+import urllib.error
+import urllib.request
 from typing import Any
 
 import pytest
 
+from triggers import filer_adapter
 from triggers.events import OCI_CREATE, OCI_UPDATE, ObjectRef
-from triggers.filer_adapter import (
-    FilerAdapter,
-    FilerChange,
-    entry_etag,
-    notification_toml,
-    parse_filer_event,
-)
+from triggers.filer_adapter import FilerAdapter
+from triggers.filer_events import FilerChange, entry_etag, notification_toml, parse_filer_event
 from triggers.invoker import InvokeError, InvokeResult
 
 
@@ -156,3 +156,116 @@ def test_notification_toml_is_what_weed_expects() -> None:
     assert "[notification.webhook]" in text and "enabled = true" in text
     assert 'endpoint = "http://127.0.0.1:9/filer"' in text
     assert 'path_prefixes = ["/buckets/images/"]' in text and 'bearer_token = "t"' in text
+
+
+class FakeHead:
+    """A boto3 stand-in for HEAD: answers from a dict, counts calls, can fail."""
+
+    def __init__(self, etags: dict[str, str], error: Exception | None = None) -> None:
+        self.etags, self.error, self.calls = etags, error, 0
+
+    def head_object(self, Bucket: str, Key: str) -> dict[str, Any]:  # noqa: N803 - boto3 names
+        self.calls += 1
+        if self.error is not None:
+            raise self.error
+        if Key not in self.etags:
+            raise _not_found()
+        return {"ETag": f'"{self.etags[Key]}"'}
+
+
+def _not_found() -> Exception:
+    from botocore.exceptions import ClientError
+
+    return ClientError({"Error": {"Code": "404", "Message": "Not Found"}}, "HeadObject")
+
+
+def _wait_until(cond: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+def test_event_without_etag_and_without_client_is_queued_not_dropped(caplog: pytest.LogCaptureFixture) -> None:
+    # GIVEN an event whose entry carries neither the ETag attribute nor md5, and no S3 client yet
+    event = _event("create", "/buckets/images/n.jpg", _file("n.jpg", b"hello", md5=False))
+    ok = Recorder()
+    adapter = FilerAdapter(ok, retry_backoff_s=0.01)
+    # WHEN the filer posts it: an error answer, an error log, and the event stays queued
+    with caplog.at_level(logging.ERROR, logger="triggers.filer_adapter"):
+        status, text = adapter.handle(event)
+    assert status == 503 and "queued for retry" in text
+    assert "no ETag" in caplog.text and "n.jpg" in caplog.text
+    assert adapter.pending_retries() == 1 and adapter.stats.unresolved == 1 and ok.bodies == []
+    # THEN once a client exists the retry HEADs the object and delivers it with the real ETag, once
+    adapter.client = head = FakeHead({"n.jpg": MD5_HELLO})
+    with adapter:
+        _wait_until(lambda: adapter.pending_retries() == 0)
+    assert head.calls == 1 and len(ok.bodies) == 1
+    sent = json.loads(ok.bodies[0])["data"]
+    assert (sent["resourceName"], sent["additionalDetails"]["eTag"]) == ("n.jpg", MD5_HELLO)
+    assert adapter.handle(_event("create", "/buckets/images/n.jpg", _file("n.jpg", b"hello", etag=MD5_HELLO))
+                          ) == (200, "duplicate")
+
+
+def test_event_without_etag_is_headed_when_a_client_exists() -> None:
+    ok = Recorder()
+    adapter = FilerAdapter(ok, client=FakeHead({"h.jpg": MD5_HELLO}))
+    assert adapter.handle(_event("create", "/buckets/images/h.jpg", _file("h.jpg", b"hello", md5=False))
+                          ) == (200, "sent")
+    assert json.loads(ok.bodies[0])["data"]["additionalDetails"]["eTag"] == MD5_HELLO
+    # an object deleted before we could HEAD it has nothing to classify
+    assert adapter.handle(_event("create", "/buckets/images/gone.jpg", _file("gone.jpg", b"x", md5=False))
+                          ) == (200, "ignored: object no longer exists")
+    assert adapter.pending_retries() == 0 and len(ok.bodies) == 1
+
+
+def test_failed_head_is_queued_and_given_up_only_after_the_window() -> None:
+    ok = Recorder()
+    adapter = FilerAdapter(ok, client=FakeHead({}, error=ConnectionError("storage down")),
+                           retry_backoff_s=0.01, retry_for_s=0.1)
+    assert adapter.handle(_event("create", "/buckets/images/f.jpg", _file("f.jpg", b"x", md5=False)))[0] == 503
+    with adapter:
+        _wait_until(lambda: adapter.pending_retries() == 0)
+    assert adapter.stats.given_up == 1 and ok.bodies == []
+    assert adapter.client.calls >= 2  # it kept trying
+
+
+def test_bearer_token_is_checked_in_constant_time_over_http(monkeypatch: pytest.MonkeyPatch) -> None:
+    compared: list[tuple[bytes, bytes]] = []
+    real = filer_adapter.hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        compared.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(filer_adapter.hmac, "compare_digest", spy)
+    ok = Recorder()
+    event = json.dumps(_event("create", "/buckets/images/t.jpg", _file("t.jpg", b"hello", etag=MD5_HELLO)))
+
+    def post(adapter: FilerAdapter, auth: str | None) -> int:
+        request = urllib.request.Request(adapter.url, data=event.encode(), method="POST",
+                                         headers={"Authorization": auth} if auth else {})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return int(answer.status)
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    with FilerAdapter(ok, bearer_token="s3cret") as adapter:
+        assert post(adapter, None) == 401
+        assert post(adapter, "Bearer s3cre") == 401
+        assert post(adapter, "Bearer s3cret-and-more") == 401
+        assert ok.bodies == []
+        assert post(adapter, "Bearer s3cret") == 200
+    assert len(ok.bodies) == 1
+    assert compared and all(b == b"Bearer s3cret" for _, b in compared)
+
+
+def test_adapter_memory_stays_bounded_by_dedupe_size() -> None:
+    adapter = FilerAdapter(Recorder(), dedupe_size=10)
+    for i in range(50):
+        adapter.handle(_event("create", f"/buckets/images/{i}.jpg", _file(f"{i}.jpg", b"%d" % i)))
+    assert adapter.stats.sent == 50
+    sizes = {name: len(value) for name, value in vars(adapter).items() if isinstance(value, list | dict)}
+    assert sizes and max(sizes.values()) <= 10, sizes
