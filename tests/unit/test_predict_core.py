@@ -24,8 +24,8 @@ from predict_core.errors import (
     ShapeError,
     StorageUnavailableError,
     ValueRangeError,
-    wire_status,
 )
+from predict_core.fnstatus import wire_status
 from predict_core.manifest import Manifest, tree_sha256, verify
 from predict_core.results import MemoryResultStore, S3ResultStore, build_document, record
 from predict_core.settings import Settings

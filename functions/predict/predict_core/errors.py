@@ -1,8 +1,8 @@
 """Errors of the predict function: one hierarchy, each class fixes its HTTP status and stable code.
 
 This module is the only place where a failure gets its status and its code; ``service.py`` turns
-any ``PredictError`` into ``{"error": {"code", "message"}}`` and ``wire_status`` decides what the
-fdk may put on the wire (Fn keeps only 200/502/504).
+any ``PredictError`` into ``{"error": {"code", "message"}}`` and ``fnstatus.wire_status`` (synced
+from ``common/``) decides what the fdk may put on the wire (Fn keeps only 200/502/504).
 
     PredictError (500 internal_error)
     ├── RequestError (400 invalid_payload)            the caller sent something we cannot use
@@ -122,18 +122,3 @@ class StorageUnavailableError(PredictError):
 
     status = HTTPStatus.BAD_GATEWAY
     code = "storage_unavailable"
-
-
-def wire_status(status: int, gateway: bool) -> int:
-    """Return the HTTP status the fdk must send to the Fn agent for a reply with this real status.
-
-    Gateway (HTTP trigger) calls: always 200, the real status travels in ``Fn-Http-Status`` and the
-    body survives. ``/invoke`` calls: the agent keeps only 200/502/504 and drops the body of a 502,
-    so client errors go out as 200 (the body carries the code) and server-side failures as 502, so
-    that Fn records a failed call and an event source retries it.
-    """
-    if gateway:
-        return 200
-    if status == HTTPStatus.GATEWAY_TIMEOUT:
-        return 504
-    return 502 if status >= 500 else 200

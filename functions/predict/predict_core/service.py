@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Reply:
-    """What the handler sends back: the real HTTP status (see errors.wire_status for the wire)."""
+    """What the handler sends back: the real HTTP status (see fnstatus.wire_status for the wire)."""
 
     status: int
     body: bytes

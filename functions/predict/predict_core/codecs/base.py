@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,9 +11,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import DTypeError, InvalidParameterError, ShapeError, ValueRangeError
+from ..errors import DTypeError, InvalidParameterError, RequestError, ShapeError, ValueRangeError
 
 JSON_TYPE = "application/json"
+MAX_METADATA_DEPTH = 32
+"""Deepest nesting accepted in ``sources[i].metadata`` (it is copied into the result document)."""
 
 
 @dataclass(frozen=True)
@@ -119,9 +122,29 @@ def parse_top_k(value: Any) -> int | None:
     """Validate the optional top_k option (range is checked against the labels later)."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidParameterError(f"top_k must be an integer, got {value!r}")
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
         raise InvalidParameterError(f"top_k must be an integer, got {value!r}")
     return int(value)
+
+
+def loads(raw: bytes | str, what: str, error: type[RequestError] = RequestError) -> Any:
+    """Parse JSON from the caller; any failure (syntax, encoding, nesting too deep) is a client error."""
+    try:
+        return json.loads(raw)
+    except RecursionError as exc:
+        raise error(f"{what} is nested too deeply to parse") from exc
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise error(f"{what} is not valid JSON: {exc}") from exc
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth of a JSON value, counting at most limit + 1 (so a hostile value costs little)."""
+    if limit < 0 or not isinstance(value, dict | list):
+        return 0
+    children = value.values() if isinstance(value, dict) else value
+    return 1 + max((_depth(child, limit - 1) for child in children), default=0)
 
 
 def parse_sources(value: Any) -> tuple[Source | None, ...] | None:
@@ -129,10 +152,7 @@ def parse_sources(value: Any) -> tuple[Source | None, ...] | None:
     if value is None:
         return None
     if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError as exc:
-            raise InvalidParameterError(f"sources is not valid JSON: {exc}") from exc
+        value = loads(value, "sources", InvalidParameterError)
     if not isinstance(value, list):
         raise InvalidParameterError("sources must be a list with one entry (or null) per image")
     parsed: list[Source | None] = []
@@ -149,30 +169,49 @@ def parse_sources(value: Any) -> tuple[Source | None, ...] | None:
         metadata = {} if metadata is None else metadata
         if not isinstance(metadata, dict):
             raise InvalidParameterError(f"sources[{i}].metadata must be an object")
+        if _depth(metadata, MAX_METADATA_DEPTH) > MAX_METADATA_DEPTH:
+            # it is copied into the result document: keep json.dumps far from the recursion limit
+            raise InvalidParameterError(f"sources[{i}].metadata is nested deeper than {MAX_METADATA_DEPTH} levels")
         parsed.append(Source(bucket=parts["bucket"], key=parts["key"], etag=parts["etag"], metadata=metadata))
     return tuple(parsed)
 
 
+def _numbers(value: Any, what: str) -> npt.NDArray[Any]:
+    """Turn nested JSON lists into an integer or float array; anything but numbers is refused.
+
+    ``np.asarray(value, dtype=float32)`` would silently turn "1" into 1.0 and true into 1.0: the
+    dtype is discovered first so that strings, booleans, null and objects are errors.
+    """
+    try:
+        array = np.asarray(value)
+    except ValueError as exc:  # ragged lists, or more than numpy's 64 dimensions
+        raise ShapeError(f"{what} is not a rectangular array of numbers: {exc}") from exc
+    if array.dtype.kind in "iuf":
+        return array
+    if array.dtype.kind == "O" and array.size and all(type(x) is int for x in array.flat):
+        raise ValueRangeError(f"{what} holds integers beyond 64 bits")
+    kinds = {"U": "strings", "S": "strings", "b": "booleans"}
+    found = kinds.get(array.dtype.kind, "null, objects or nested values")
+    raise DTypeError(f"{what} must hold JSON numbers only, found {found}")
+
+
 def json_tensor(value: Any, what: str) -> npt.NDArray[np.float32]:
     """Turn a nested JSON list of numbers into a float32 array (JSON carries no dtype)."""
-    try:
-        return np.asarray(value, dtype=np.float32)
-    except ValueError as exc:
-        text = str(exc)
-        if "inhomogeneous" in text or "sequence" in text:
-            raise ShapeError(f"{what} is not a rectangular array: {text}") from exc
-        raise DTypeError(f"{what} must hold numbers: {text}") from exc
-    except TypeError as exc:
-        raise DTypeError(f"{what} must hold numbers: {exc}") from exc
+    array = _numbers(value, what)
+    with np.errstate(over="ignore"):  # beyond float32 -> inf, refused as invalid_value by batch.to_batch
+        return array.astype(np.float32, copy=False)
 
 
 def typed_tensor(values: Any, dtype: type[np.generic], what: str) -> npt.NDArray[Any]:
-    """Turn a JSON list into an array of a declared dtype; out-of-range integers are value errors."""
-    try:
-        return np.asarray(values, dtype=dtype)
-    except OverflowError as exc:
-        raise ValueRangeError(f"{what}: {exc}") from exc
-    except (ValueError, TypeError) as exc:
-        if "inhomogeneous" in str(exc):
-            raise ShapeError(f"{what} is not a rectangular array: {exc}") from exc
-        raise DTypeError(f"{what} must hold numbers of its datatype: {exc}") from exc
+    """Turn a JSON list into an array of a declared dtype (UINT8: integers 0..255, FP32: numbers)."""
+    array = _numbers(values, what)
+    if np.dtype(dtype) != np.uint8:
+        with np.errstate(over="ignore"):
+            return array.astype(dtype, copy=False)
+    if array.size:
+        if array.dtype.kind == "f" and not (np.isfinite(array).all() and (array == np.floor(array)).all()):
+            raise ValueRangeError(f"{what}: UINT8 data must be integers 0..255")
+        low, high = array.min(), array.max()
+        if low < 0 or high > 255:
+            raise ValueRangeError(f"{what}: UINT8 data must be in 0..255, got {low}..{high}")
+    return array.astype(np.uint8)

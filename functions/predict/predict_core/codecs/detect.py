@@ -40,7 +40,9 @@ def decode(body: bytes, headers: Mapping[str, str], max_json_bytes: int = 16 << 
         )
     try:
         doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except RecursionError as exc:  # valid JSON maybe, but nested beyond any tensor: refuse, never crash
+        raise RequestError(f"the JSON body ({len(body)} bytes) is nested too deeply to parse") from exc
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
         raise UnknownPayloadError(
             f"the body ({len(body)} bytes, content-type {content_type or 'none'}) is neither .npy nor JSON"
         ) from exc

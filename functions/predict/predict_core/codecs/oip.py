@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import struct
 from collections.abc import Mapping
 from typing import Any
@@ -18,6 +19,7 @@ from .base import (
     Encoded,
     OipOptions,
     dump_json,
+    loads,
     parse_sources,
     parse_top_k,
     typed_tensor,
@@ -43,7 +45,9 @@ def decode_binary(body: bytes, header_length: str) -> DecodedRequest:
         raise RequestError(f"Inference-Header-Content-Length={header_length!r} is not an integer") from exc
     if not 0 < size <= len(body):
         raise RequestError(f"Inference-Header-Content-Length={size} but the body has {len(body)} bytes")
-    doc = _load_header(body[:size])
+    doc = loads(body[:size], "the OIP inference header")
+    if not isinstance(doc, dict):
+        raise RequestError("the OIP inference header must be a JSON object")
     return _decode(doc, memoryview(body)[size:], binary=True)
 
 
@@ -52,14 +56,24 @@ def decode_json(doc: Mapping[str, Any]) -> DecodedRequest:
     return _decode(doc, memoryview(b""), binary=False)
 
 
-def _load_header(raw: bytes) -> Mapping[str, Any]:
-    try:
-        doc = json.loads(raw)
-    except ValueError as exc:
-        raise RequestError(f"the OIP inference header is not valid JSON: {exc}") from exc
-    if not isinstance(doc, dict):
-        raise RequestError("the OIP inference header must be a JSON object")
-    return doc
+def _object(value: Any, what: str, error: type[RequestError] = RequestError) -> Mapping[str, Any]:
+    """An optional JSON object: null/absent is {}, anything but an object is refused."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise error(f"{what} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _flag(params: Mapping[str, Any], key: str, default: bool, what: str) -> bool:
+    value = params.get(key, default)
+    if not isinstance(value, bool):
+        raise InvalidParameterError(f"{what}.{key} must be true or false, got {value!r}")
+    return value
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _decode(doc: Mapping[str, Any], tail: memoryview, binary: bool) -> DecodedRequest:
@@ -72,9 +86,7 @@ def _decode(doc: Mapping[str, Any], tail: memoryview, binary: bool) -> DecodedRe
     if not isinstance(tensor, dict):
         raise RequestError("OIP inputs must be tensor objects")
     images = _input_array(tensor, tail)
-    params = doc.get("parameters") or {}
-    if not isinstance(params, dict):
-        raise InvalidParameterError("OIP `parameters` must be an object")
+    params = _object(doc.get("parameters"), "OIP `parameters`", InvalidParameterError)
     return DecodedRequest(
         fmt="oip_binary" if binary else "oip",
         images=images,
@@ -86,52 +98,71 @@ def _decode(doc: Mapping[str, Any], tail: memoryview, binary: bool) -> DecodedRe
 
 def _input_array(tensor: Mapping[str, Any], tail: memoryview) -> npt.NDArray[Any]:
     name = tensor.get("name", "?")
+    if not isinstance(name, str):
+        raise RequestError(f"an OIP input name must be a string, got {name!r}")
     datatype = tensor.get("datatype")
     shape = tensor.get("shape")
-    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+    if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
         raise ShapeError(f"input {name!r}: shape must be a list of non-negative integers, got {shape!r}")
-    if datatype not in _DTYPES:
+    if not isinstance(datatype, str) or datatype not in _DTYPES:
         raise DTypeError(f"input {name!r}: datatype {datatype!r} is not supported; use UINT8 or FP32")
-    dtype = _DTYPES[str(datatype)]
-    count = int(np.prod(shape)) if shape else 1
-    params = tensor.get("parameters") or {}
-    binary_size = params.get("binary_data_size") if isinstance(params, dict) else None
+    dtype = _DTYPES[datatype]
+    count = math.prod(shape)  # exact: np.prod would wrap around on a hostile shape
+    params = _object(tensor.get("parameters"), f"input {name!r} `parameters`")
+    binary_size = params.get("binary_data_size")
     if binary_size is not None:
+        if not _is_count(binary_size):
+            raise RequestError(f"input {name!r}: binary_data_size must be a non-negative integer, got {binary_size!r}")
         expected = count * np.dtype(dtype).itemsize
         if binary_size != expected or len(tail) != binary_size:
             raise ShapeError(
                 f"input {name!r}: shape {shape} {datatype} needs {expected} bytes, "
                 f"binary_data_size is {binary_size} and {len(tail)} bytes follow the header"
             )
-        return np.frombuffer(tail, dtype=dtype).reshape(shape)
+        return _reshape(np.frombuffer(tail, dtype=dtype), shape, name)
     if "data" not in tensor:
         raise RequestError(f"input {name!r} has neither `data` nor parameters.binary_data_size")
+    if not isinstance(tensor["data"], list):
+        raise RequestError(f"input {name!r}: `data` must be a JSON array")
     array = typed_tensor(tensor["data"], dtype, f"input {name!r}")
     if array.size != count:
         raise ShapeError(f"input {name!r}: shape {shape} needs {count} values, data has {array.size}")
-    return array.reshape(shape)
+    return _reshape(array, shape, name)
+
+
+def _reshape(array: npt.NDArray[Any], shape: list[int], name: str) -> npt.NDArray[Any]:
+    try:
+        return array.reshape(shape)
+    except ValueError as exc:  # more than 64 dimensions, or a zero-size shape with a huge dimension
+        raise ShapeError(f"input {name!r}: shape {shape} is not usable: {exc}") from exc
 
 
 def _options(doc: Mapping[str, Any], params: Mapping[str, Any]) -> OipOptions:
-    default_binary = bool(params.get("binary_data_output", False))
-    requested = doc.get("outputs") or []
+    default_binary = _flag(params, "binary_data_output", False, "parameters")
+    requested = doc.get("outputs")
+    if requested is None:
+        requested = []
     if not isinstance(requested, list):
         raise InvalidParameterError("OIP `outputs` must be a list")
     names: list[str] = []
     binary: dict[str, bool] = {}
-    for out in requested:
-        name = out.get("name") if isinstance(out, dict) else None
-        if name not in OUTPUT_NAMES:
+    for i, out in enumerate(requested):
+        if not isinstance(out, dict):
+            raise InvalidParameterError(f"outputs[{i}] must be an object with a `name`")
+        name = out.get("name")
+        if not isinstance(name, str) or name not in OUTPUT_NAMES:
             raise InvalidParameterError(f"unknown output {name!r}; outputs are {', '.join(OUTPUT_NAMES)}")
-        out_params = out.get("parameters") or {}
+        out_params = _object(out.get("parameters"), f"outputs[{i}].parameters", InvalidParameterError)
         for unsupported in _UNSUPPORTED_OUTPUT_PARAMS:
             if unsupported in out_params:
                 raise InvalidParameterError(f"output parameter {unsupported!r} is not supported")
         names.append(name)
-        binary[name] = bool(out_params.get("binary_data", default_binary))
+        binary[name] = _flag(out_params, "binary_data", default_binary, f"outputs[{i}].parameters")
     for name in OUTPUT_NAMES:
         binary.setdefault(name, default_binary)
     request_id = doc.get("id")
+    if request_id is not None and (isinstance(request_id, bool) or not isinstance(request_id, str | int)):
+        raise RequestError(f"OIP `id` must be a string, got {request_id!r}")
     return OipOptions(request_id=None if request_id is None else str(request_id), outputs=tuple(names), binary=binary)
 
 

@@ -27,6 +27,9 @@ def decode(doc: Mapping[str, Any]) -> DecodedRequest:
         raise RequestError("`input_data` must be a list holding one {fields, values} object")
     if "values" not in data[0]:
         raise RequestError("`input_data[0]` has no `values`")
+    fields = data[0].get("fields")
+    if fields is not None and not (isinstance(fields, list) and all(isinstance(f, str) for f in fields)):
+        raise RequestError("`input_data[0].fields` must be a list of strings")
     images = json_tensor(data[0]["values"], "input_data[0].values")
     if images.ndim == 5 and images.shape[1] == 1:  # one field per row: [[image], [image], ...]
         images = images[:, 0]
