@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import functools
 import io
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
 from fdk import response
 from predict_core import service
-from predict_core.errors import PredictError, wire_status
+from predict_core.errors import ConfigError, PredictError
+from predict_core.fnstatus import wire_status
 from predict_core.jsonlog import call_id_var, configure
 from predict_core.model import get_model
 from predict_core.results import ResultStore, S3ResultStore
@@ -24,12 +26,23 @@ from predict_core.settings import Settings
 MODEL_DIR = Path(__file__).resolve().parent / "model"
 """The model bundled in the image (``fn build`` copies this folder to /function)."""
 
-configure("predict", os.environ.get("LOG_LEVEL", "INFO").upper() or "INFO")
+log = logging.getLogger("predict")
 
 
 @functools.cache
 def _settings() -> Settings:
-    return Settings.from_env(os.environ, MODEL_DIR)
+    """Parse the config once and configure logging from it (LOG_LEVEL is validated there first).
+
+    A bad config is not cached: every call answers config_error (logged as JSON at INFO) until
+    the function's config is fixed.
+    """
+    try:
+        settings = Settings.from_env(os.environ, MODEL_DIR)
+    except ConfigError:
+        configure("predict", "INFO")
+        raise
+    configure("predict", settings.log_level)
+    return settings
 
 
 @functools.cache
@@ -62,6 +75,7 @@ def handler(ctx: Any, data: io.BytesIO | None = None) -> response.Response:
     try:
         reply = service.predict(body, headers, call_id, _deps())
     except PredictError as exc:  # bad configuration: reported like any other error
+        log.error("call failed", extra={"code": exc.code, "error": exc.message})
         reply = service.error_reply(exc)
     resp = response.Response(ctx, response_data=reply.body, headers=dict(reply.headers), status_code=reply.status)
     # Response() has put the real status into Fn-Http-Status for gateway calls; the status on the
