@@ -9,6 +9,13 @@ So a restart neither misses anything (undelivered keys are still "new") nor repe
 (delivered keys are in the snapshot); a crash between a delivery and the save repeats at most that
 one batch, which preprocess/predict absorb (results are written with If-None-Match).
 
+Beside the filer adapter, `mark_delivered` records what the adapter delivered so polls do not send it
+again. It runs inside the webhook path, so it only updates the snapshot in memory; the snapshot is
+written by the next poll or by `run` at most every `persist_every_s` (and by `flush`/`stop`), not once
+per object. A crash between a mark and that write loses only the mark: after the restart the watcher
+sends those objects once more, a harmless duplicate (predict answers "exists" and writes nothing), and
+nothing is missed.
+
 Cost: one LIST request per 1,000 keys per poll (≈65 µs/key on SeaweedFS), so keep the watched
 prefix small (an inbox) or prefer notifications for large buckets.
 """
@@ -137,7 +144,10 @@ class Watcher:
     results_prefix: str = ""
     emit_existing: bool = True
     """On the very first poll (no snapshot yet): send what is already there, or only remember it."""
+    persist_every_s: float = 0.5
+    """How often `run` writes marks from `mark_delivered` between polls."""
     _state: Snapshot | None = field(default=None, init=False, repr=False)
+    _dirty: bool = field(default=False, init=False, repr=False)
     _fresh: bool = field(default=False, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -168,12 +178,30 @@ class Watcher:
             self._fresh = not self._state
         return self._state
 
+    def _save(self, state: Snapshot) -> None:
+        """Write the snapshot (call with the lock held)."""
+        self.snapshot.save(state)
+        self._dirty = False
+
     def mark_delivered(self, refs: Iterable[ObjectRef]) -> None:
-        """Record objects another source (the filer adapter) delivered, so polls don't resend them."""
+        """Record objects another source (the filer adapter) delivered, so polls don't resend them.
+
+        In memory only: written by the next poll, by `run` within `persist_every_s`, or by `flush`.
+        """
         with self._lock:
             state = self._loaded()
-            state.update({ref.key: ref.etag for ref in refs if ref.bucket == self.bucket})
-            self.snapshot.save(state)
+            for ref in refs:
+                if ref.bucket == self.bucket and state.get(ref.key) != ref.etag:
+                    state[ref.key] = ref.etag
+                    self._dirty = True
+
+    def flush(self) -> bool:
+        """Write marks not yet persisted; True if the snapshot was written."""
+        with self._lock:
+            if not self._dirty or self._state is None:
+                return False
+            self._save(self._state)
+            return True
 
     def poll_once(self) -> PollStats:
         """List, diff against the snapshot, deliver the differences, advance the snapshot."""
@@ -195,8 +223,8 @@ class Watcher:
             if remember_only:
                 state.update({ref.key: ref.etag for ref in todo})
                 todo = []
-            if gone or remember_only:
-                self.snapshot.save(state)
+            if gone or remember_only or self._dirty:
+                self._save(state)
         for refs, body in self._bodies(todo):
             stats.batches += 1
             try:
@@ -211,21 +239,34 @@ class Watcher:
                 continue
             with self._lock:
                 state.update({ref.key: ref.etag for ref in refs})
-                self.snapshot.save(state)
+                self._save(state)
             stats.sent += len(refs)
         stats.total_s = time.monotonic() - started
         return stats
 
     def run(self, interval: float, stop_event: threading.Event) -> None:
-        """Poll every `interval` seconds until `stop_event` is set; errors are logged, not fatal."""
+        """Poll every `interval` seconds until `stop_event` is set; errors are logged, not fatal.
+
+        Between polls, marks from `mark_delivered` are written every `persist_every_s`; at the end too.
+        """
+        next_poll = time.monotonic()
         while not stop_event.is_set():
             try:
-                stats = self.poll_once()
-                if stats.sent or stats.failed:
-                    log.info("watcher %s/%s: %s", self.bucket, self.prefix, stats)
+                if time.monotonic() >= next_poll:
+                    stats = self.poll_once()
+                    next_poll = time.monotonic() + interval
+                    if stats.sent or stats.failed:
+                        log.info("watcher %s/%s: %s", self.bucket, self.prefix, stats)
+                else:
+                    self.flush()
             except Exception:
+                next_poll = time.monotonic() + interval
                 log.exception("watcher %s: poll failed", self.bucket)
-            stop_event.wait(interval)
+            stop_event.wait(max(0.0, min(self.persist_every_s, next_poll - time.monotonic())))
+        try:
+            self.flush()
+        except Exception:
+            log.exception("watcher %s: could not write the snapshot at stop", self.bucket)
 
     def start(self, interval: float = 1.0) -> WatcherThread:
         """Run in a daemon thread; stop it with `.stop()` on the returned handle."""

@@ -140,3 +140,86 @@ def test_cli_once(s3: Any, seaweed: Any, new_bucket: Callable[[str], str], fake:
     args = ["--bucket", bucket, "--invoke-url", fake.url, "--snapshot", str(tmp_path / "s.json"), "--once"]
     assert main(args) == 0 and main(args) == 0
     assert [r.key for r in fake.refs_received()] == ["a b.jpg"]
+
+
+class CountingSnapshot(FileSnapshot):
+    """A FileSnapshot that counts its writes."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.saves = 0
+
+    def save(self, snapshot: dict[str, str]) -> None:
+        self.saves += 1
+        super().save(snapshot)
+
+
+def _refs(s3: Any, bucket: str, n: int) -> list[ObjectRef]:
+    refs = []
+    for i in range(n):
+        key = f"adapter/{i:03d}.jpg"
+        s3.put_object(Bucket=bucket, Key=key, Body=key.encode())
+        refs.append(ObjectRef(bucket, key, _etag(s3, bucket, key)))
+    return refs
+
+
+def test_mark_delivered_is_batched_and_survives_a_clean_restart(s3: Any, new_bucket: Callable[[str], str],
+                                                                fake: FakePreprocess, tmp_path: Path) -> None:
+    bucket = new_bucket("w")
+    snap = CountingSnapshot(tmp_path / "snap.json")
+    w = Watcher(s3, bucket, HttpInvoker(fake.url, backoff_s=0.01), snap, results_bucket=fake.results_bucket)
+    refs = _refs(s3, bucket, 40)
+    # the adapter marks 40 objects one by one (the webhook path): no write per object
+    for ref in refs:
+        w.mark_delivered([ref])
+    assert snap.saves == 0
+    stats = w.poll_once()  # the next poll persists the marks once and sends nothing
+    assert (stats.listed, stats.sent) == (40, 0) and snap.saves == 1
+    assert fake.requests == []
+
+    more = _refs(s3, bucket, 45)[40:]
+    w.mark_delivered(more)
+    assert w.flush() is True and w.flush() is False  # one write, then nothing left to write
+    restarted = Watcher(s3, bucket, HttpInvoker(fake.url, backoff_s=0.01), FileSnapshot(snap.path),
+                        results_bucket=fake.results_bucket)
+    assert restarted.poll_once().sent == 0  # nothing repeated after a restart
+
+
+def test_run_writes_marks_between_polls_and_at_stop(s3: Any, new_bucket: Callable[[str], str],
+                                                    fake: FakePreprocess, tmp_path: Path) -> None:
+    import time
+
+    bucket = new_bucket("w")
+    snap = CountingSnapshot(tmp_path / "snap.json")
+    w = Watcher(s3, bucket, HttpInvoker(fake.url, backoff_s=0.01), snap, results_bucket=fake.results_bucket,
+                persist_every_s=0.05)
+    [ref] = _refs(s3, bucket, 1)
+    handle = w.start(interval=3600)  # one poll now, then none for an hour
+    w.mark_delivered([ref])
+    deadline = time.monotonic() + 5
+    while FileSnapshot(snap.path).load() != {ref.key: ref.etag}:  # written without waiting for a poll
+        assert time.monotonic() < deadline, "mark not persisted by run()"
+        time.sleep(0.01)
+    assert snap.saves <= 2 and fake.requests == []
+    [late] = _refs(s3, bucket, 2)[1:]
+    w.mark_delivered([late])
+    handle.stop()
+    assert FileSnapshot(snap.path).load() == {ref.key: ref.etag, late.key: late.etag}
+
+
+def test_crash_before_the_write_only_repeats_harmlessly(s3: Any, new_bucket: Callable[[str], str],
+                                                        fake: FakePreprocess, tmp_path: Path) -> None:
+    bucket = new_bucket("w")
+    refs = _refs(s3, bucket, 3)
+    first = _watcher(s3, bucket, fake, tmp_path / "snap.json")
+    first.poll_once()  # delivers the 3 objects: each gets its result
+    assert len(fake.created) == 3
+    s3.put_object(Bucket=bucket, Key="adapter/new.jpg", Body=b"new")
+    new = ObjectRef(bucket, "adapter/new.jpg", _etag(s3, bucket, "adapter/new.jpg"))
+    fake.handle(json.dumps({"bucket": bucket, "key": new.key, "etag": new.etag}).encode(), {})  # the adapter
+    first.mark_delivered([new])
+    # crash here: the mark was never written
+    again = _watcher(s3, bucket, fake, tmp_path / "snap.json")
+    assert again.poll_once().sent == 1  # the marked object is sent once more: nothing is missed ...
+    assert [r.key for r in fake.existed] == [new.key]  # ... and the duplicate wrote nothing
+    assert sorted(r.key for r in fake.created) == sorted([*(r.key for r in refs), new.key])
