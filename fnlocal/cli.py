@@ -13,8 +13,17 @@ from collections.abc import Sequence
 from types import FrameType
 
 from fnlocal.config import ConfigError, load_app
+from fnlocal.deps import DEPS_DIR_ENV, ISOLATED, MODES
 from fnlocal.protocol import FnError
 from fnlocal.server import DEFAULT_PORT, FnLocal
+
+
+def _deps_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--deps", choices=MODES, default=ISOLATED,
+                        help="isolated (default): each function gets only its requirements.txt, installed once "
+                             "like fn build; venv: the current venv's site-packages (quick, not like Fn)")
+    parser.add_argument("--deps-dir", help=f"cache of the installed requirements (default: ${DEPS_DIR_ENV} "
+                                           "or <app dir>/.local/fnlocal/deps)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,8 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
     serve.add_argument("--max-containers", type=int, default=4, help="per function (default 4)")
-    serve.add_argument("--queue-timeout", type=float, default=10.0, 
+    serve.add_argument("--queue-timeout", type=float, default=10.0,
                        help="seconds a call waits for a container")
+    _deps_options(serve)
     serve.add_argument("--log-file", help="container output and call log (default: stderr)")
     serve.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
                        help="extra config for every function (repeatable)")
@@ -37,8 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     invoke.add_argument("function")
     invoke.add_argument("--app-dir", default=".", help="folder with app.yaml (default: .)")
     invoke.add_argument("--content-type", default="text/plain")
-    invoke.add_argument("--endpoint", 
+    invoke.add_argument("--endpoint",
                         help="a running fnlocal, e.g. http://127.0.0.1:8080 (default: start one)")
+    _deps_options(invoke)
     invoke.add_argument("--config", action="append", default=[], metavar="KEY=VALUE")
 
     lister = sub.add_parser("list", help="list the app's functions, ids and triggers")
@@ -58,7 +69,8 @@ def _pairs(items: Sequence[str]) -> dict[str, str]:
 
 def _serve(args: argparse.Namespace) -> int:
     local = FnLocal(args.app_dir, args.port, host=args.host, env_overrides=_pairs(args.config),
-                    max_containers=args.max_containers, queue_timeout_s=args.queue_timeout, log=args.log_file)
+                    max_containers=args.max_containers, queue_timeout_s=args.queue_timeout, log=args.log_file,
+                    deps=args.deps, deps_dir=args.deps_dir)
     done = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -92,7 +104,8 @@ def _invoke(args: argparse.Namespace) -> int:
         status, data = _request(f"{args.endpoint.rstrip('/')}/invoke/{args.app}/{args.function}", body,
                                 args.content_type)
     else:
-        with FnLocal(args.app_dir, env_overrides=_pairs(args.config)) as local:
+        with FnLocal(args.app_dir, env_overrides=_pairs(args.config), deps=args.deps,
+                     deps_dir=args.deps_dir) as local:
             fn = local.runtime.find(args.app, args.function)
             result = local.runtime.call(fn, [("Content-Type", args.content_type)], body)
             status, data = result.status, result.body

@@ -10,11 +10,10 @@ import socket
 import stat
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -46,19 +45,17 @@ def fdk_command() -> list[str]:
     """Run the fdk like Fn's image does: no site processing, packages only via PYTHONPATH.
 
     The Fn image installs requirements with `pip install --target /python` and sets
-    `PYTHONPATH=/function:/python`; `.pth` files in such a directory are never processed. Running
-    with `-S` and the venv's site-packages on PYTHONPATH (see `python_path`) gives the same view:
-    the project's own packages, installed editable through a `.pth` finder, are NOT importable
-    from a function here either, so an import from outside the function folder fails as on Fn.
+    `PYTHONPATH=/function:/python`, running `/python/bin/fdk`. Here the same `--target` install lives in
+    fnlocal's deps cache (see `fnlocal.deps`); `-S` keeps the dev venv's site-packages (and its `.pth`
+    files) out, so the container sees the function folder and its own packages only. The fdk's console
+    script is not used because its shebang names the dev venv's interpreter (without `-S`).
     """
     return [sys.executable, "-S", "-c", "import sys; from fdk.scripts.fdk import main; sys.exit(main())"]
 
 
-def python_path(function_dir: Path) -> str:
-    """PYTHONPATH for a container: the function folder, then the environment's site-packages."""
-    paths = sysconfig.get_paths()
-    site_dirs = dict.fromkeys([paths["purelib"], paths["platlib"]])
-    return os.pathsep.join([str(function_dir), *site_dirs])
+def python_path(function_dir: Path, deps_paths: Sequence[str]) -> str:
+    """PYTHONPATH for a container: the function folder, then its packages (`/function:/python`)."""
+    return os.pathsep.join([str(function_dir), *deps_paths])
 
 
 def tree_rss_bytes(pid: int) -> int:
@@ -116,11 +113,15 @@ class Container:
         self._conn_used = 0.0
         full_env = dict(env, FN_LISTENER=f"unix:{self.socket_path}", HOME=str(self.dir), TMPDIR=str(self.dir))
         started = time.monotonic()
-        self.proc = subprocess.Popen(
-            [*(command or fdk_command()), str(fn.func_py), fn.handler],
-            cwd=self.dir, env=full_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )
+        try:
+            self.proc = subprocess.Popen(
+                [*(command or fdk_command()), str(fn.func_py), fn.handler],
+                cwd=self.dir, env=full_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        except OSError:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
         self.pid = self.proc.pid
         self._pump = threading.Thread(target=self._pump_logs, name=f"fnlocal-log-{self.pid}", daemon=True)
         self._pump.start()

@@ -29,8 +29,9 @@ class FunctionPool:
     """Hands out containers, one call at a time each, like Fn's hot slots."""
 
     def __init__(self, fn: Function, factory: Callable[[Function], Container], max_containers: int,
-                 queue_timeout_s: float) -> None:
+                 queue_timeout_s: float, closer: Callable[[Container], None] | None = None) -> None:
         self.fn = fn
+        self._closer = closer or Container.close
         self._factory = factory
         self.max_containers = max_containers
         self.queue_timeout_s = queue_timeout_s
@@ -44,25 +45,31 @@ class FunctionPool:
     def acquire(self) -> tuple[Container, bool]:
         """Return `(container, cold)`; start one if allowed, else wait; FnError 503 when busy too long."""
         give_up = time.monotonic() + self.queue_timeout_s
-        with self._cond:
-            while True:
-                if self._closed:
-                    raise FnError(503, protocol.MSG_BUSY, [("Retry-After", protocol.BUSY_RETRY_AFTER)])
-                while self._idle:
-                    container = self._idle.pop()
-                    if container.alive:
-                        container.busy = True
-                        self.stats.hot += 1
-                        return container, False
-                    self._forget(container)
-                if len(self.containers) + self._starting < self.max_containers:
-                    self._starting += 1
-                    break
-                remaining = give_up - time.monotonic()
-                if remaining <= 0:
-                    self.stats.busy_rejections += 1
-                    raise FnError(503, protocol.MSG_BUSY, [("Retry-After", protocol.BUSY_RETRY_AFTER)])
-                self._cond.wait(remaining)
+        dead: list[Container] = []  # idle containers found dead: stopped (reaped, dir removed) below
+        try:
+            with self._cond:
+                while True:
+                    if self._closed:
+                        raise FnError(503, protocol.MSG_BUSY, [("Retry-After", protocol.BUSY_RETRY_AFTER)])
+                    while self._idle:
+                        container = self._idle.pop()
+                        if container.alive:
+                            container.busy = True
+                            self.stats.hot += 1
+                            return container, False
+                        self._forget(container)
+                        dead.append(container)
+                    if len(self.containers) + self._starting < self.max_containers:
+                        self._starting += 1
+                        break
+                    remaining = give_up - time.monotonic()
+                    if remaining <= 0:
+                        self.stats.busy_rejections += 1
+                        raise FnError(503, protocol.MSG_BUSY, [("Retry-After", protocol.BUSY_RETRY_AFTER)])
+                    self._cond.wait(remaining)
+        finally:
+            for container in dead:
+                self._closer(container)
         try:
             container = self._factory(self.fn)
         except BaseException:

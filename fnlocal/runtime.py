@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import queue
 import shutil
 import tempfile
 import threading
@@ -16,6 +17,7 @@ from typing import Any
 from fnlocal import protocol
 from fnlocal.config import MAX_CONTAINERS_ANNOTATION, App, Function
 from fnlocal.container import Container, LogSink, python_path
+from fnlocal.deps import Deps, DepsError
 from fnlocal.pool import FunctionPool
 from fnlocal.protocol import FnError, Headers
 
@@ -58,20 +60,27 @@ class Runtime:
 
     def __init__(self, app: App, *, max_containers: int = 4, queue_timeout_s: float = 10.0,
                  start_timeout_s: float = 5.0, log: LogSink | None = None,
-                 fdk_command: list[str] | None = None) -> None:
+                 fdk_command: list[str] | None = None, deps: Deps) -> None:
         self.app = app
+        self.deps = deps
         self.url = ""
         self.log = log or LogSink()
         self._start_timeout_s = start_timeout_s
         self._fdk_command = fdk_command
         self._root = Path(tempfile.mkdtemp(prefix="fnl-", dir="/tmp" if os.path.isdir("/tmp") else None))
+        # Stopping a container takes up to its grace period: done by the reaper thread, never on the
+        # monitor's path (timeouts and memory limits keep being enforced every tick).
+        self._to_close: queue.SimpleQueue[Container | None] = queue.SimpleQueue()
         self.pools: dict[str, FunctionPool] = {}
         for fn in app.functions.values():
             limit = int(fn.annotations.get(MAX_CONTAINERS_ANNOTATION, max_containers))
-            self.pools[fn.fn_id] = FunctionPool(fn, self._start_container, limit, queue_timeout_s)
+            self.pools[fn.fn_id] = FunctionPool(fn, self._start_container, limit, queue_timeout_s,
+                                                closer=self._to_close.put)
         self.recent: deque[CallRecord] = deque(maxlen=100)
         self._stop = threading.Event()
         self._detached: set[threading.Thread] = set()
+        self._reaper = threading.Thread(target=self._reap, name="fnlocal-reaper", daemon=True)
+        self._reaper.start()
         self._monitor = threading.Thread(target=self._watch, name="fnlocal-monitor", daemon=True)
         self._monitor.start()
 
@@ -109,13 +118,18 @@ class Runtime:
         env.update({
             "FN_FORMAT": "http-stream", "FN_APP_ID": self.app.app_id, "FN_FN_ID": fn.fn_id,
             "FN_APP_NAME": fn.app, "FN_FN_NAME": fn.name, "FN_MEMORY": str(fn.memory_mb), "FN_TYPE": "sync",
-            "PYTHONPATH": python_path(fn.directory), "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONPATH": python_path(fn.directory, self.deps.paths(fn)),
+            "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1",
         })
         return env
 
     def _start_container(self, fn: Function) -> Container:
-        container = Container(fn, self.container_env(fn), self._root, self.log, self._fdk_command,
-                              self._start_timeout_s)
+        try:
+            env = self.container_env(fn)  # may reinstall the deps if the cache was wiped: not timed
+            container = Container(fn, env, self._root, self.log, self._fdk_command, self._start_timeout_s)
+        except (OSError, DepsError) as exc:  # e.g. Popen failed: Fn's init failure, with the cause logged
+            self.log.write("fnlocal", f"cannot start {fn.app}/{fn.name}: {exc}")
+            raise FnError(502, protocol.MSG_INIT_FAIL) from exc
         self.log.write("fnlocal", f"started {fn.app}/{fn.name} pid={container.pid} "
                                   f"in {container.start_ms:.0f} ms")
         return container
@@ -214,7 +228,15 @@ class Runtime:
                         container.kill("oom")
                 for container in pool.evict_idle(now):
                     self.log.write("fnlocal", f"stopping idle {pool.fn.name} pid={container.pid}")
-                    container.close()
+                    self._to_close.put(container)
+
+    def _reap(self) -> None:
+        """Stop the containers the monitor evicted (TERM, grace, KILL), off the monitor's thread."""
+        while (container := self._to_close.get()) is not None:
+            try:
+                container.close()
+            except Exception as exc:  # noqa: BLE001 - keep reaping the others
+                self.log.write("fnlocal", f"stopping pid={container.pid} failed: {exc!r}")
 
     # -- status and shutdown ---------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -242,6 +264,15 @@ class Runtime:
         """Stop the monitor and every container; remove the socket directories."""
         self._stop.set()
         self._monitor.join(2.0)
+        self._to_close.put(None)  # the reaper finishes what the monitor queued, then ends
+        self._reaper.join(10.0)
+        while True:  # anything queued after the reaper ended
+            try:
+                leftover = self._to_close.get_nowait()
+            except queue.Empty:
+                break
+            if leftover is not None:
+                leftover.close()
         to_stop = [c for pool in self.pools.values() for c in pool.close()]
         stoppers = [threading.Thread(target=c.close, daemon=True) for c in to_stop]
         for thread in stoppers:

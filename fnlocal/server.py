@@ -5,7 +5,9 @@ from __future__ import annotations
 import atexit
 import json
 import socket
+import sys
 import threading
+import traceback
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -16,10 +18,15 @@ from urllib.parse import unquote
 from fnlocal import protocol
 from fnlocal.config import App, load_app
 from fnlocal.container import LogSink
+from fnlocal.deps import ISOLATED, Deps
 from fnlocal.protocol import FnError, Headers
 from fnlocal.runtime import Runtime
 
 DEFAULT_PORT = 8080
+
+
+class _BadRequest(ValueError):
+    """The request's body framing (Content-Length, chunk sizes) cannot be read: 400."""
 _Request = socket.socket | tuple[bytes, socket.socket]
 
 
@@ -65,21 +72,35 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         """Access logs are off; every call is logged by the runtime."""
 
+    @staticmethod
+    def _size(text: bytes | str, base: int, what: str) -> int:
+        try:
+            size = int(text.strip() or "0", base)
+        except ValueError:
+            size = -1
+        if size < 0:
+            raise _BadRequest(f"bad {what}: {text[:40]!r}")
+        return size
+
     def _read_body(self) -> bytes:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
             chunks: list[bytes] = []
             while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                size = self._size(self.rfile.readline(65537).split(b";")[0], 16, "chunk size")
                 if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
                         pass  # trailers
                     return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
+                chunk = self.rfile.read(size)
+                if len(chunk) < size:
+                    raise ConnectionError("client closed the connection mid-body")
+                chunks.append(chunk)
+                self.rfile.readline(65537)
+        length = self._size(self.headers.get("Content-Length") or "0", 10, "Content-Length")
         return self.rfile.read(length) if length else b""
 
     def _send(self, status: int, headers: Headers, body: bytes) -> None:
+        self._responded = True
         self.send_response_only(status)
         for key, value in headers:
             self.send_header(key, value)
@@ -90,6 +111,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         runtime = self.server.runtime
+        self._responded = False
         try:
             body = self._read_body()
             path = self.path.split("?", 1)[0]
@@ -109,6 +131,22 @@ class _Handler(BaseHTTPRequestHandler):
                                     ("Fn-Call-Id", protocol.new_call_id())], exc.body())
         except (ConnectionError, TimeoutError):
             self.close_connection = True
+        except _BadRequest as exc:
+            self._fail(400, protocol.MSG_BAD_REQUEST, str(exc))
+        except Exception:  # noqa: BLE001 - a client must always get an answer
+            self._fail(500, protocol.MSG_INTERNAL, traceback.format_exc().rstrip())
+
+    def _fail(self, status: int, message: str, detail: str) -> None:
+        """Answer an error (unless a response already started) and close the connection."""
+        self.close_connection = True  # the request stream may be out of step: do not reuse it
+        self.server.runtime.log.write("fnlocal", f"{self.command} {self.path}: {status} {detail}")
+        if self._responded:
+            return
+        try:
+            self._send(status, [("Content-Type", protocol.ERROR_CONTENT_TYPE), ("Connection", "close"),
+                                ("Fn-Call-Id", protocol.new_call_id())], protocol.error_body(message))
+        except OSError:
+            pass
 
     def _invoke(self, runtime: Runtime, parts: list[str], body: bytes) -> None:
         if self.command != "POST":
@@ -144,13 +182,20 @@ class FnLocal:
 
     `env_overrides` are added to every function's config (they win over app.yaml and func.yaml);
     a value may contain `${FNLOCAL_URL}`, replaced by this server's base URL.
+
+    `deps="isolated"` (default): each function sees only its folder and its own requirements.txt,
+    installed once like `fn build` into `deps_dir` (default `$FNLOCAL_DEPS_DIR` or
+    `<app dir>/.local/fnlocal/deps`) by `start()`, which raises `DepsError` if pip fails.
+    `deps="venv"`: the dev venv's site-packages instead (quick iteration; not what Fn does).
     """
 
     def __init__(self, app_dir: str | Path = ".", port: int = 0, *, host: str = "127.0.0.1",
                  env_overrides: Mapping[str, str] | None = None, max_containers: int = 4,
                  queue_timeout_s: float = 10.0, start_timeout_s: float = 5.0,
-                 log: IO[str] | str | Path | None = None, fdk_command: list[str] | None = None) -> None:
+                 log: IO[str] | str | Path | None = None, fdk_command: list[str] | None = None,
+                 deps: str = ISOLATED, deps_dir: str | Path | None = None) -> None:
         self.app: App = load_app(app_dir, env_overrides)
+        self.deps = Deps(deps, deps_dir, app_root=Path(app_dir).resolve(), notify=self._notice)
         self._address = (host, port)
         self._log_file: IO[str] | None = open(log, "a") if isinstance(log, str | Path) else None  # noqa: SIM115
         self._log = LogSink(self._log_file or (log if not isinstance(log, str | Path) else None))
@@ -177,11 +222,23 @@ class FnLocal:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
 
+    def _notice(self, message: str) -> None:
+        """A line for the log, and for the terminal too when the log is a file."""
+        self._log.write("fnlocal", message)
+        if self._log_file is not None:
+            print(f"fnlocal: {message}", file=sys.stderr, flush=True)
+
     def start(self) -> FnLocal:
-        """Bind the port and serve in a background thread."""
+        """Install missing function deps (once, cached), then bind the port and serve in a thread."""
         if self._server is not None:
             return self
-        self._runtime = Runtime(self.app, log=self._log, fdk_command=self._fdk_command,
+        try:
+            for fn in self.app.functions.values():  # before any container: pip is never in a start timeout
+                self.deps.prepare(fn)
+        except BaseException:
+            self.stop()
+            raise
+        self._runtime = Runtime(self.app, log=self._log, fdk_command=self._fdk_command, deps=self.deps,
                                 max_containers=self._max_containers, queue_timeout_s=self._queue_timeout_s,
                                 start_timeout_s=self._start_timeout_s)
         try:

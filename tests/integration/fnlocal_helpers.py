@@ -12,7 +12,11 @@ import pytest
 
 from fnlocal import FnLocal
 
-DEMO_APP = Path(__file__).resolve().parents[1] / "fixtures" / "apps" / "demo"
+REPO = Path(__file__).resolve().parents[2]
+APPS = REPO / "tests" / "fixtures" / "apps"
+DEMO_APP = APPS / "demo"
+DEPS_DIR = REPO / ".local" / "fnlocal" / "deps"
+"""The deps cache shared by every test run (and `make run`, whose app dir is the repo)."""
 
 
 def pid_alive(pid: int) -> bool:

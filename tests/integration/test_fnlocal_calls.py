@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from fnlocal import FnLocal
-from tests.integration.fnlocal_helpers import DEMO_APP, containers, wait_for
+from tests.integration.fnlocal_helpers import DEMO_APP, DEPS_DIR, containers, wait_for
 
 pytest_plugins = ["tests.integration.conftest_fnlocal"]  # fixtures: fl, fnlocal_factory, http
 
@@ -49,9 +49,10 @@ def test_container_gets_the_agent_request_and_environment(fnlocal_factory, http:
     assert env["FN_FORMAT"] == "http-stream" and env["FN_TYPE"] == "sync" and env["FN_MEMORY"] == "256"
     assert env["FN_APP_NAME"] == "demo" and env["FN_FN_NAME"] == "echo"
     assert env["FN_FN_ID"] == fl.fn_id("demo", "echo") and env["FN_APP_ID"]
-    # the function folder first, then only site-packages (no .pth processing: python -S), as on Fn
-    assert env["PYTHONPATH"].split(os.pathsep)[0] == str(DEMO_APP / "functions" / "echo")
-    assert all("site-packages" in p for p in env["PYTHONPATH"].split(os.pathsep)[1:])
+    # the function folder, then its own pip --target install only (python -S), as Fn's /function:/python
+    fn_dir, deps_dir = env["PYTHONPATH"].split(os.pathsep)
+    assert fn_dir == str(DEMO_APP / "functions" / "echo")
+    assert Path(deps_dir).parent == DEPS_DIR and (Path(deps_dir) / "fdk").is_dir()
     assert not info["cwd"].startswith(str(REPO))
 
 
@@ -172,12 +173,18 @@ def test_project_packages_installed_editable_are_not_importable_in_a_container(t
     import sys
 
     from fnlocal.container import fdk_command, python_path
+    from fnlocal.deps import Deps, venv_site_paths
 
     interpreter_and_flags = fdk_command()[:2]
     assert interpreter_and_flags == [sys.executable, "-S"]
-    env = {"PYTHONPATH": python_path(tmp_path)}
-    names = "('triggers', 'common', 'fnlocal', 'fdk', 'numpy')"
+    fl = FnLocal(DEMO_APP, deps_dir=DEPS_DIR)
+    isolated = [str(fl.deps.prepare(fl.app.functions["echo"]))]
+    names = "('triggers', 'common', 'fnlocal', 'fdk', 'numpy', 'yaml')"
     probe = f"import importlib.util as u; print([m for m in {names} if u.find_spec(m)])"
-    out = subprocess.run([*interpreter_and_flags, "-c", probe], env=env, cwd=tmp_path,
-                         capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "['fdk', 'numpy']"
+    found = {}
+    for mode, paths in (("isolated", isolated), ("venv", venv_site_paths())):
+        out = subprocess.run([*interpreter_and_flags, "-c", probe], env={"PYTHONPATH": python_path(tmp_path, paths)},
+                             cwd=tmp_path, capture_output=True, text=True, check=True)
+        found[mode] = out.stdout.strip()
+    assert found == {"isolated": "['fdk']", "venv": "['fdk', 'numpy', 'yaml']"}
+    assert Deps("venv").paths(fl.app.functions["echo"]) == venv_site_paths()

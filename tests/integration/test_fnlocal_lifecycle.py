@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from fnlocal import FnLocal
-from tests.integration.fnlocal_helpers import DEMO_APP, containers, fdk_pids_for, pid_alive, wait_for
+from tests.integration.fnlocal_helpers import DEMO_APP, DEPS_DIR, containers, fdk_pids_for, pid_alive, wait_for
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.integration.conftest_fnlocal"]  # fixtures: fl, fnlocal_factory, http
@@ -133,7 +133,7 @@ def test_stop_leaves_no_process_and_no_socket_dir(fnlocal_factory, http: httpx.C
 def test_cli_serve_stops_everything_on_sigint(tmp_path: Path) -> None:
     log = tmp_path / "fnlocal.log"
     proc = subprocess.Popen([str(FNLOCAL_BIN), "serve", "--app-dir", str(DEMO_APP), "--port", "0",
-                             "--log-file", str(log)], stderr=subprocess.PIPE, text=True)
+                             "--log-file", str(log), "--deps-dir", str(DEPS_DIR)], stderr=subprocess.PIPE, text=True)
     try:
         url = wait_for(lambda: _served_url(proc))
         resp = httpx.post(f"{url}/invoke/demo/echo", content=b"x", timeout=30)
@@ -154,11 +154,13 @@ def _served_url(proc: subprocess.Popen[str]) -> str | None:
 
 
 def test_cli_invoke_runs_a_short_lived_runtime() -> None:
-    done = subprocess.run([str(FNLOCAL_BIN), "invoke", "demo", "exiter", "--app-dir", str(DEMO_APP)],
+    done = subprocess.run([str(FNLOCAL_BIN), "invoke", "demo", "exiter", "--app-dir", str(DEMO_APP),
+                           "--deps-dir", str(DEPS_DIR)],
                           input=b"hi", capture_output=True, timeout=60, check=False)
     assert done.returncode == 0 and done.stdout.strip().isdigit()
     assert not pid_alive(int(done.stdout))
-    failed = subprocess.run([str(FNLOCAL_BIN), "invoke", "demo", "nope", "--app-dir", str(DEMO_APP)],
+    failed = subprocess.run([str(FNLOCAL_BIN), "invoke", "demo", "nope", "--app-dir", str(DEMO_APP),
+                             "--deps-dir", str(DEPS_DIR)],
                             input=b"", capture_output=True, timeout=60, check=False)
     assert failed.returncode == 1 and b"Function not found" in failed.stderr
 
