@@ -31,7 +31,7 @@ class FunctionPool:
     def __init__(self, fn: Function, factory: Callable[[Function], Container], max_containers: int,
                  queue_timeout_s: float, closer: Callable[[Container], None] | None = None) -> None:
         self.fn = fn
-        self._closer = closer or Container.close
+        self._closer = closer or (lambda container: container.close())
         self._factory = factory
         self.max_containers = max_containers
         self.queue_timeout_s = queue_timeout_s
