@@ -3,11 +3,15 @@
 Both paths hit the same hot echo container, alternately, in one run, with the same minimal client
 (http.client, keep-alive), so the difference is fnlocal's own cost. Also measures echo cold starts.
 
-    .venv/bin/python bench/fnlocal_overhead.py [N]
+    .venv/bin/python bench/fnlocal_overhead.py [-n N] [--deps isolated|venv] [--deps-dir DIR]
+
+The echo function's requirements.txt (fdk) is installed once into the repo's `.local/fnlocal/deps`
+(shared with the tests and `make run`); `--deps venv` uses the dev venv instead.
 """
 
 from __future__ import annotations
 
+import argparse
 import http.client
 import os
 import socket
@@ -19,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from fnlocal import FnLocal, protocol
+from fnlocal.deps import ISOLATED, MODES
 
 ECHO = '''
 import io
@@ -27,6 +32,8 @@ def handler(ctx, data: io.BytesIO = None):
     return data.getvalue()
 '''
 BODY = b'{"hello":"world"}'
+REPO = Path(__file__).resolve().parents[1]
+DEPS_DIR = REPO / ".local" / "fnlocal" / "deps"
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -47,6 +54,7 @@ def _write_app(root: Path) -> Path:
         "schema_version: 20180708\nname: echo\nentrypoint: /python/bin/fdk /function/func.py handler\n"
         "memory: 256\ntimeout: 30\nidle_timeout: 300\n")
     (root / "functions" / "echo" / "func.py").write_text(ECHO)
+    (root / "functions" / "echo" / "requirements.txt").write_text("fdk==0.1.128\n")
     return root
 
 
@@ -67,10 +75,10 @@ def _stats(samples: list[float]) -> dict[str, float]:
     return {"p50_ms": statistics.median(ordered), "p99_ms": p99, "mean_ms": statistics.fmean(ordered)}
 
 
-def _cold_starts(app_dir: Path, samples: int) -> dict[str, float]:
+def _cold_starts(app_dir: Path, samples: int, **fnlocal_kwargs: Any) -> dict[str, float]:
     first_call, start = [], []
     for _ in range(samples):
-        with FnLocal(app_dir, log=open(os.devnull, "w")) as fl:  # noqa: SIM115 - closed by stop()
+        with FnLocal(app_dir, log=open(os.devnull, "w"), **fnlocal_kwargs) as fl:  # noqa: SIM115 - closed by stop()
             conn = http.client.HTTPConnection("127.0.0.1", int(fl.url.rsplit(":", 1)[1]), timeout=30)
             first_call.append(_post(conn, f"/invoke/{fl.fn_id('bench', 'echo')}", {}))
             conn.close()
@@ -79,12 +87,13 @@ def _cold_starts(app_dir: Path, samples: int) -> dict[str, float]:
             "container_start_p50_ms": statistics.median(start)}
 
 
-def run(n: int = 2000) -> dict[str, Any]:
+def run(n: int = 2000, deps: str = ISOLATED, deps_dir: Path = DEPS_DIR) -> dict[str, Any]:
     """Measure n calls on each path (alternating) and return the figures in ms."""
+    kwargs: dict[str, Any] = {"deps": deps, "deps_dir": deps_dir}
     with tempfile.TemporaryDirectory(prefix="fnlbench-") as tmp:
         app_dir = _write_app(Path(tmp))
-        cold = _cold_starts(app_dir, 5)
-        with FnLocal(app_dir, log=open(os.devnull, "w")) as fl:  # noqa: SIM115 - closed by stop()
+        cold = _cold_starts(app_dir, 5, **kwargs)  # start() installs the deps (once, cached): not timed
+        with FnLocal(app_dir, log=open(os.devnull, "w"), **kwargs) as fl:  # noqa: SIM115 - closed by stop()
             port = int(fl.url.rsplit(":", 1)[1])
             via = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             invoke_path = f"/invoke/{fl.fn_id('bench', 'echo')}"
@@ -110,14 +119,24 @@ def run(n: int = 2000) -> dict[str, Any]:
         "added_p50_ms": through["p50_ms"] - plain["p50_ms"],
         "added_p99_ms": through["p99_ms"] - plain["p99_ms"],
         **cold,
+        "deps": deps,
         "python": sys.version.split()[0],
         "cpus": os.cpu_count(),
     }
 
 
-def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
-    res = run(n)
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-n", "--calls", type=int, default=2000, help="calls per path (default 2000)")
+    parser.add_argument("legacy_n", nargs="?", type=int, help=argparse.SUPPRESS)  # old form: fnlocal_overhead.py N
+    parser.add_argument("--deps", choices=MODES, default=ISOLATED, help="function packages (default: isolated)")
+    parser.add_argument("--deps-dir", type=Path, default=DEPS_DIR, help=f"deps cache (default: {DEPS_DIR})")
+    args = parser.parse_args(argv)
+    n = args.legacy_n or args.calls
+    if n < 1:
+        parser.error("the number of calls must be at least 1")
+    res = run(n, args.deps, args.deps_dir)
     print(f"fnlocal overhead, echo function, {res['n']} calls per path (alternating, one hot container)")
     print(f"{'path':<34} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8}")
     paths = (("HTTP -> fnlocal -> socket -> fdk", "fnlocal"), ("direct on the fdk socket", "direct_socket"))
