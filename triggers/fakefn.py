@@ -1,8 +1,7 @@
 """A stand-in for preprocess+predict: a loopback HTTP endpoint that records result documents.
 
 For tests and benchmarks of the event sources while (or without) running the real functions. It
-understands the bodies the sources send (S3 `Records`, raw or inside an SNS/SQS envelope, MinIO,
-OCI CloudEvents 0.1, `{"bucket","key"[,"etag"]}`), writes one result document per object at
+reads bodies with preprocess's own parser (`parse_refs`), writes one result document per object at
 `result_key(...)` with `PutObject(IfNoneMatch="*")` (412 = already there, as predict does) and
 keeps every request it received so a test can count deliveries.
 """
@@ -12,42 +11,29 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import unquote_plus
 
 from common.result_keys import result_key
 from common.s3client import is_precondition_failed, normalise_etag
 from triggers.events import ObjectRef
 
 
-def parse_refs(event: Any) -> list[ObjectRef]:
-    """Object references in any body the sources send; unknown shapes give []."""
-    if isinstance(event, list):
-        return [ref for item in event for ref in parse_refs(item)]
-    if not isinstance(event, dict):
-        return []
-    if event.get("Type") == "Notification" and isinstance(event.get("Message"), str):
-        return parse_refs(json.loads(event["Message"]))
-    if "Records" in event:
-        refs: list[ObjectRef] = []
-        for record in event["Records"]:
-            if isinstance(record.get("body"), str):  # SQS message
-                refs += parse_refs(json.loads(record["body"]))
-            elif "s3" in record and "ObjectCreated" in str(record.get("eventName", "")):
-                obj = record["s3"]["object"]
-                refs.append(ObjectRef(record["s3"]["bucket"]["name"], unquote_plus(obj["key"]),
-                                      normalise_etag(obj.get("eTag")), obj.get("size")))
-        return refs
-    if str(event.get("eventType", "")).startswith("com.oraclecloud.objectstorage."):
-        details = event["data"]["additionalDetails"]
-        return [ObjectRef(details["bucketName"], event["data"]["resourceName"],
-                          normalise_etag(details.get("eTag")))]
-    if "bucket" in event and "key" in event:
-        return [ObjectRef(event["bucket"], event["key"], normalise_etag(event.get("etag")))]
-    return []
+def parse_refs(body: bytes, headers: Mapping[str, str]) -> list[ObjectRef]:
+    """Object references in a request body, as preprocess's own parser reads them.
+
+    The fake has no event parser of its own (it must not become a second source of truth): it uses
+    `preprocess_core.events.parse_request`, so `functions/preprocess` must be on `sys.path` (pytest's
+    `pythonpath` puts it there, as the image's PYTHONPATH does). Raises preprocess's BadEventError.
+    """
+    from preprocess_core.events import ObjectRef as ParsedRef
+    from preprocess_core.events import parse_request
+
+    request = parse_request(body, {k.lower(): v for k, v in headers.items()}, max_images=100_000)
+    return [ObjectRef(item.bucket, item.key, normalise_etag(item.etag), item.size)
+            for item in request.inputs if isinstance(item, ParsedRef)]
 
 
 @dataclass
@@ -87,7 +73,10 @@ class FakePreprocess:
             event = json.loads(body)
         except ValueError:
             return 400, {"error": {"code": "invalid_json", "message": "body is not JSON"}}
-        refs = parse_refs(event)
+        try:
+            refs = parse_refs(body, headers)
+        except Exception as exc:  # preprocess's BadEventError: it answers 400 too
+            return 400, {"error": {"code": "bad_event", "message": str(exc)}}
         with self._lock:
             self.requests.append({"headers": headers, "event": event, "refs": refs})
         if self.delay_s:

@@ -120,7 +120,8 @@ def test_watcher_beside_the_adapter_resends_nothing_the_adapter_delivered(stack:
         for i in range(5):
             stack.s3.put_object(Bucket="images", Key=f"t3/{i}.jpg", Body=b"%d" % i)
         _wait_for(lambda: len(_events_for(stack.fake, "t3/")) == 5)
-        _wait_for(lambda: len(FileSnapshot(tmp_path / "snap.json").load()) == 5)
+        # marks are in memory (no write per webhook call) until a flush or the next poll
+        _wait_for(lambda: watcher.flush() is not None and len(FileSnapshot(tmp_path / "snap.json").load()) == 5)
         stats = watcher.poll_once()
         assert (stats.listed, stats.sent) == (5, 0)
     finally:
