@@ -23,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
 import time
@@ -32,6 +33,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from fnlocal.container import fdk_command
 
 DEADLINE = "2030-01-01T00:00:30Z"
 _HOP = {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "proxy-connection", "host"}
@@ -73,9 +76,24 @@ def fdk_binary() -> str:
     return str(candidate) if candidate.exists() else (shutil.which("fdk") or "fdk")
 
 
+def python_path(function_dir: Path) -> str:
+    """``/function:/python`` as on Fn: the function folder first, then the dev venv's site-packages.
+
+    With ``python -S`` (``fnlocal.container.fdk_command``) no ``.pth`` file is processed, so the
+    project's own packages (installed editable) are not importable: an import from outside the
+    function folder fails here as it would in the image.
+    """
+    paths = sysconfig.get_paths()
+    return os.pathsep.join(dict.fromkeys([str(function_dir), paths["purelib"], paths["platlib"]]))
+
+
 @dataclass
 class FdkProcess:
-    """A `fdk <func.py> handler` child process listening on `<tmp>/lsnr.sock`."""
+    """A `fdk <func.py> handler` child process listening on `<tmp>/lsnr.sock`.
+
+    Started like Fn (and fnlocal) start it: ``python -S`` running the fdk's main, cwd outside the
+    repository (the socket folder), ``PYTHONPATH`` = function folder, then the packages.
+    """
 
     func: Path
     env: Mapping[str, str] = field(default_factory=dict)
@@ -97,32 +115,41 @@ class FdkProcess:
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> FdkProcess:
-        """Spawn the process and wait until the socket symlink appears (the agent's readiness rule)."""
+        """Spawn the process and wait until the socket symlink appears (the agent's readiness rule).
+
+        If it does not start, the process is stopped and its folder removed before raising.
+        """
         env = dict(os.environ) if self.inherit_env else {"PATH": os.environ.get("PATH", "")}
         env.update(self.env)
         env.update(
             FN_FORMAT="http-stream",
             FN_LISTENER=f"unix:{self.socket_path}",
-            PYTHONPATH=str(self.func.parent),
+            PYTHONPATH=python_path(self.func.parent),
             PYTHONUNBUFFERED="1",
         )
         self.started_at = time.perf_counter()
-        self.proc = subprocess.Popen(
-            [fdk_binary(), str(self.func), self.entrypoint],
-            cwd=str(self.func.parent),
-            env=env,
-            stdout=self._stderr,
-            stderr=self._stderr,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + self.start_timeout
-        while not self.socket_path.exists():
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"fdk exited with {self.proc.returncode}: {self.stderr()[-2000:]}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise TimeoutError(f"fdk did not create {self.socket_path} in {self.start_timeout} s")
-            time.sleep(0.005)
+        try:
+            self.proc = subprocess.Popen(
+                [*fdk_command(), str(self.func), self.entrypoint],
+                cwd=str(self.dir),
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=self._stderr,
+                stderr=self._stderr,
+                start_new_session=True,
+            )
+            deadline = time.monotonic() + self.start_timeout
+            while not self.socket_path.exists():
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"fdk exited with {self.proc.returncode}: {self.stderr()[-2000:]}")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"fdk did not create {self.socket_path} in {self.start_timeout} s: {self.stderr()[-2000:]}"
+                    )
+                time.sleep(0.005)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
