@@ -352,6 +352,34 @@ def test_missing_model_and_bad_config(tmp_path: Path, images: np.ndarray, model_
     assert "TOP_K" in config.json()["error"]["message"]
 
 
+@pytest.mark.parametrize("level", ["LOUD", "10", "verbose"])
+def test_bad_log_level_is_a_json_config_error(level: str, images: np.ndarray, model_dir: Path) -> None:
+    """LOG_LEVEL is validated by Settings: the module still loads and every call says why it fails."""
+    with FdkProcess(FUNC, env={"LOG_LEVEL": level}) as proc:
+        invoke = proc.call(npy(images[:1]), {"Content-Type": "application/x-npy"})
+        trigger = proc.call(npy(images[:1]), {"Content-Type": "application/x-npy"}, gateway=True)
+        assert proc.alive()
+        logs = proc.json_logs()
+    assert invoke.status == 502 and invoke.json()["error"]["code"] == "config_error"
+    assert "LOG_LEVEL" in invoke.json()["error"]["message"]
+    assert trigger.status == 200 and trigger.headers["fn-http-status"] == "500"
+    assert trigger.json()["error"]["code"] == "config_error"
+    failures = [line for line in logs if line.get("code") == "config_error"]
+    assert len(failures) == 2 and failures[0]["call_id"] and "LOG_LEVEL" in failures[0]["error"]
+
+
+def test_log_level_comes_from_settings(images: np.ndarray, model_dir: Path) -> None:
+    with FdkProcess(FUNC, env={"LOG_LEVEL": " warning "}) as proc:
+        reply = proc.call(npy(images[:1]), {"Content-Type": "application/x-npy"})
+        quiet = proc.json_logs()
+    with FdkProcess(FUNC, env={"LOG_LEVEL": "debug"}) as proc:
+        proc.call(npy(images[:1]), {"Content-Type": "application/x-npy"})
+        chatty = proc.json_logs()
+    assert reply.status == 200
+    assert not [line for line in quiet if line["level"] in ("DEBUG", "INFO")]
+    assert any(line["msg"] == "predicted" for line in chatty)
+
+
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
