@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import shutil
 import tempfile
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, ModelError, StorageUnavailableError
-from .manifest import MANIFEST_NAME, Manifest
+from .manifest import MANIFEST_NAME, Manifest, check_files
 from .s3client import error_code, is_not_found
 
 log = logging.getLogger(__name__)
+
+_TMP_PREFIX = ".dl-"
+_STALE_S = 3600.0
+"""A temporary download folder untouched this long belongs to a dead container (Fn timeouts are <= 300 s)."""
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -55,36 +62,95 @@ def _keys_under(client: Any, bucket: str, prefix: str) -> list[str]:
     return keys
 
 
-def download_model(uri: str, engine: str, cache_dir: str, client: Any) -> Path:
-    """Fetch manifest, labels and the engine's artifact (file or tree); return the local model directory.
+def _fetch(client: Any, bucket: str, prefix: str, manifest: Manifest, engine: str, work: Path) -> None:
+    """Download labels and the engine's artifact (a file, or a tree such as the SavedModel)."""
+    _get(client, bucket, prefix + manifest.labels_path, work / manifest.labels_path)
+    artifact = manifest.artifact_for(engine)
+    key = prefix + artifact.path
+    keys = _keys_under(client, bucket, key)
+    if key in keys:
+        _get(client, bucket, key, work / artifact.path)
+        return
+    tree = [k for k in keys if k.startswith(key + "/")]
+    if not tree:
+        raise ModelError(f"model artifact s3://{bucket}/{key} not found")
+    for k in tree:
+        _get(client, bucket, k, work / artifact.path / k[len(key) + 1 :])
 
-    Files land in a fresh temporary folder that is renamed into place when complete, so a half
-    download is never mistaken for a model. Checksums are verified by the loader.
+
+def _usable(folder: Path, manifest_bytes: bytes, manifest: Manifest, engine: str) -> bool:
+    """True if folder holds exactly this manifest and verified files for the engine."""
+    try:
+        if (folder / MANIFEST_NAME).read_bytes() != manifest_bytes:
+            return False
+        check_files(folder, manifest, engine, hashes=True)
+    except (OSError, ModelError):
+        return False
+    return True
+
+
+def _publish(work: Path, final: Path, manifest_bytes: bytes, manifest: Manifest, engine: str) -> Path:
+    """Rename the verified download to its content-addressed name, or adopt an equal one already there.
+
+    ``rename`` is atomic and refuses a non-empty target: whoever publishes first wins and every
+    other container reuses that folder (theirs is removed by the caller). A folder under that name
+    that does not verify (left by something else) is moved aside first, never deleted in place.
+    """
+    for _ in range(3):
+        try:
+            work.rename(final)
+            return final
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+        if _usable(final, manifest_bytes, manifest, engine):
+            return final
+        trash = final.with_name(f"{_TMP_PREFIX}old-{uuid.uuid4().hex}")
+        try:
+            final.rename(trash)
+        except FileNotFoundError:  # another container moved it aside first
+            continue
+        shutil.rmtree(trash, ignore_errors=True)
+    raise ModelError(f"cannot publish the downloaded model in {final.parent}: the folder keeps changing")
+
+
+def _sweep(root: Path) -> None:
+    """Remove temporary folders of downloads that died (a container killed mid-download)."""
+    limit = time.time() - _STALE_S
+    for path in root.glob(_TMP_PREFIX + "*"):
+        try:
+            if path.stat().st_mtime < limit:
+                shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            continue
+
+
+def download_model(uri: str, engine: str, cache_dir: str, client: Any) -> Path:
+    """Return a local, verified copy of manifest, labels and the engine's artifact of an s3:// model.
+
+    Several containers may share ``cache_dir`` and start at once: each downloads into its own
+    temporary folder, verifies every sha256 there, then publishes it atomically under a name made of
+    the manifest's sha256 and the engine. If that folder already exists and verifies, it is reused
+    (without downloading more than the manifest) and the temporary folder is discarded. A published
+    folder is never modified, so a reader never sees files disappear under it.
     """
     bucket, prefix = parse_s3_uri(uri)
     root = Path(cache_dir)
     root.mkdir(parents=True, exist_ok=True)
-    final = root / hashlib.sha256(uri.encode()).hexdigest()[:16]
-    work = Path(tempfile.mkdtemp(prefix="dl-", dir=root))
+    _sweep(root)
+    work = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX, dir=root))
     try:
         _get(client, bucket, prefix + MANIFEST_NAME, work / MANIFEST_NAME)
-        manifest = Manifest.from_json((work / MANIFEST_NAME).read_bytes())
-        _get(client, bucket, prefix + manifest.labels_path, work / manifest.labels_path)
-        artifact = manifest.artifact_for(engine)
-        key = prefix + artifact.path
-        keys = _keys_under(client, bucket, key)
-        if key in keys:
-            _get(client, bucket, key, work / artifact.path)
-        else:
-            tree = [k for k in keys if k.startswith(key + "/")]
-            if not tree:
-                raise ModelError(f"model artifact s3://{bucket}/{key} not found")
-            for k in tree:
-                _get(client, bucket, k, work / artifact.path / k[len(key) + 1 :])
-        shutil.rmtree(final, ignore_errors=True)
-        work.rename(final)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    log.info("model downloaded", extra={"model_uri": uri, "path": str(final)})
-    return final
+        manifest_bytes = (work / MANIFEST_NAME).read_bytes()
+        manifest = Manifest.from_json(manifest_bytes)
+        final = root / f"{hashlib.sha256(manifest_bytes).hexdigest()[:32]}-{engine}"
+        if _usable(final, manifest_bytes, manifest, engine):
+            log.info("model found in cache", extra={"model_uri": uri, "path": str(final)})
+            return final
+        _fetch(client, bucket, prefix, manifest, engine, work)
+        check_files(work, manifest, engine, hashes=True)
+        published = _publish(work, final, manifest_bytes, manifest, engine)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # gone already when it was published
+    log.info("model downloaded", extra={"model_uri": uri, "path": str(published)})
+    return published

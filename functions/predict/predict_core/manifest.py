@@ -102,12 +102,40 @@ def path_sha256(path: Path) -> str:
 
 
 def verify(path: Path, expected: str, what: str) -> None:
-    """Raise ModelCorruptError unless the file/tree at path has the expected sha256."""
-    if not path.exists():
-        raise ModelError(f"model artifact {what} is missing: {path}")
+    """Raise ModelCorruptError unless the file/tree at path has the expected sha256 (ModelError if missing)."""
+    _require(path, what)
     actual = path_sha256(path)
     if actual != expected.removeprefix("sha256:"):
         raise ModelCorruptError(
             f"model artifact {what} ({path.name}) has sha256 {actual[:16]}..., "
             f"the manifest says {expected.removeprefix('sha256:')[:16]}...: refusing to serve it"
         )
+
+
+def _require(path: Path, what: str) -> None:
+    if not path.exists():
+        hint = ""
+        if what == "tensorflow":
+            hint = (
+                " (the default image leaves the SavedModel out: to serve MODEL_ENGINE=tensorflow, add"
+                " tensorflow-cpu to requirements.txt and remove its line from .dockerignore, see README.md)"
+            )
+        raise ModelError(f"model artifact {what} is missing: {path}{hint}")
+
+
+def check_files(directory: Path, manifest: Manifest, engine: str, hashes: bool = True) -> Artifact:
+    """Check what this engine serves (its artifact, plus the labels) and return its artifact.
+
+    Artifacts of other engines are not looked at: the default image ships the .tflite alone.
+    Missing files raise ModelError; with ``hashes``, a sha256 that differs raises ModelCorruptError.
+    """
+    artifact = manifest.artifact_for(engine)
+    for path, expected, what in (
+        (directory / manifest.labels_path, manifest.labels_sha256, "labels"),
+        (directory / artifact.path, artifact.sha256, engine),
+    ):
+        if hashes:
+            verify(path, expected, what)
+        else:
+            _require(path, what)
+    return artifact

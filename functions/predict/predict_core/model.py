@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .errors import ConfigError, ModelCorruptError, ModelError, PredictError
-from .manifest import MANIFEST_NAME, Manifest, verify
+from .manifest import MANIFEST_NAME, Manifest, check_files
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -155,10 +155,8 @@ def load_model(settings: Settings, s3_client: Callable[[], Any]) -> LoadedModel:
     if not manifest_path.is_file():
         raise ModelError(f"no {MANIFEST_NAME} in model directory {directory} (MODEL_URI={uri})")
     manifest = Manifest.from_json(manifest_path.read_bytes())
-    artifact = manifest.artifact_for(settings.engine)
-    if remote or settings.verify:
-        verify(directory / manifest.labels_path, manifest.labels_sha256, "labels")
-        verify(directory / artifact.path, artifact.sha256, settings.engine)
+    # a downloaded model was verified before it was published in the cache (fetch.py)
+    artifact = check_files(directory, manifest, settings.engine, hashes=settings.verify and not remote)
     labels = _labels(directory / manifest.labels_path)
     try:
         engine: Engine
