@@ -22,96 +22,25 @@ prefix small (an inbox) or prefer notifications for large buckets.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from common.result_keys import is_results_location
-from common.s3client import is_not_found, normalise_etag
+from common.s3client import normalise_etag
 from triggers.events import JSON, ObjectRef, oci_object_event, s3_records, to_body
 from triggers.invoker import InvokeError, Invoker
+from triggers.snapshot import FileSnapshot, ObjectSnapshot, Snapshot, SnapshotStore
+
+__all__ = ["FileSnapshot", "ObjectSnapshot", "PollStats", "SnapshotStore", "Watcher", "WatcherThread", "main"]
 
 log = logging.getLogger(__name__)
 
-Snapshot = dict[str, str]
 EventFormat = Literal["records", "oci"]
-
-
-class SnapshotStore(Protocol):
-    """Where the watcher keeps its `{key: ETag}` snapshot between polls and restarts."""
-
-    def load(self) -> Snapshot:
-        """Return the saved snapshot ({} if none yet)."""
-        ...
-
-    def save(self, snapshot: Snapshot) -> None:
-        """Replace the saved snapshot atomically."""
-        ...
-
-
-def _encode(snapshot: Snapshot) -> bytes:
-    return json.dumps({"schema": "fn-vision/watcher-snapshot@1", "objects": snapshot},
-                      ensure_ascii=False, sort_keys=True).encode()
-
-
-def _decode(data: bytes) -> Snapshot:
-    objects = json.loads(data).get("objects", {})
-    return {str(k): str(v) for k, v in objects.items()}
-
-
-@dataclass
-class FileSnapshot:
-    """Snapshot in a local JSON file, replaced atomically (temp file + fsync + rename)."""
-
-    path: Path
-
-    def load(self) -> Snapshot:
-        try:
-            return _decode(self.path.read_bytes())
-        except FileNotFoundError:
-            return {}
-
-    def save(self, snapshot: Snapshot) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=self.path.name, suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(_encode(snapshot))
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
-
-@dataclass
-class ObjectSnapshot:
-    """Snapshot as one object in the store (e.g. the results bucket); a PUT replaces it atomically."""
-
-    client: Any
-    bucket: str
-    key: str
-
-    def load(self) -> Snapshot:
-        try:
-            body = self.client.get_object(Bucket=self.bucket, Key=self.key)["Body"].read()
-        except Exception as exc:
-            if is_not_found(exc):
-                return {}
-            raise
-        return _decode(body)
-
-    def save(self, snapshot: Snapshot) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=self.key, Body=_encode(snapshot),
-                               ContentType=JSON)
 
 
 @dataclass
@@ -299,15 +228,13 @@ def main(argv: list[str] | None = None) -> int:
     import os
     import sys
 
-    from common.s3client import S3Settings, make_client
+    from triggers import cli
     from triggers.invoker import HttpInvoker
 
     env = os.environ
     p = argparse.ArgumentParser(prog="python -m triggers.watcher", description=__doc__.splitlines()[0])
-    p.add_argument("--bucket", default=env.get("INPUT_BUCKET", "images"))
+    cli.add_common_options(p, env)
     p.add_argument("--prefix", default="")
-    p.add_argument("--invoke-url", default=env.get("VISION_PREPROCESS_URL"), required="VISION_PREPROCESS_URL"
-                   not in env, help="preprocess invoke endpoint or HTTP trigger (env VISION_PREPROCESS_URL)")
     p.add_argument("--snapshot", type=Path, default=None, help="default .local/watcher/<bucket>.json")
     p.add_argument("--interval", type=float, default=2.0)
     p.add_argument("--batch-size", type=int, default=16)
@@ -315,12 +242,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-existing", action="store_true", help="first run: remember, don't send, what is there")
     p.add_argument("--once", action="store_true", help="poll once and exit (1 if a delivery failed)")
     args = p.parse_args(argv)
+    if not args.invoke_url:
+        p.error(f"--invoke-url (or {cli.PREPROCESS_URL}) is required")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     watcher = Watcher(
-        make_client(S3Settings.from_env(env)), args.bucket, HttpInvoker(args.invoke_url),
+        cli.s3_client(env), args.bucket, HttpInvoker(args.invoke_url, headers=cli.auth_headers(args)),
         FileSnapshot(args.snapshot or Path(".local/watcher") / f"{args.bucket}.json"), prefix=args.prefix,
         batch_size=args.batch_size, event_format=args.event_format,
-        results_bucket=env.get("RESULTS_BUCKET", "results"), results_prefix=env.get("RESULTS_PREFIX", ""),
+        results_bucket=args.results_bucket, results_prefix=args.results_prefix,
         emit_existing=not args.skip_existing,
     )
     if args.once:

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from common.result_keys import failure_key, result_key
-from triggers.backfill import Backfill, BackfillError, Checkpoint, Model, main, parse_time
+from triggers.backfill import Backfill, BackfillError, Checkpoint, Model, build_parser, main, parse_time
 from triggers.events import ObjectRef
-from triggers.fakefn import FakePreprocess
-from triggers.invoker import HttpInvoker
+from triggers.fakefn import FakePreprocess, parse_refs
+from triggers.invoker import HttpInvoker, InvokeResult
 
 MODEL = Model("fake-model", "0.0.0")
 
@@ -138,3 +138,86 @@ def test_cli_end_to_end(s3: Any, seaweed: Any, new_bucket: Callable[[str], str],
     other_model = ["--fresh", "--model-name", "m", "--model-version", "2"]
     assert main([*common, "--invoke-url", fake.url, *other_model]) == 1
     assert main(["--bucket", bucket, "--model-manifest", str(tmp_path / "missing.json")]) == 2
+
+
+class DetachedFn:
+    """Fn's detached mode: 202 at once; the function runs later and, for some objects, fails.
+
+    `outcome(ref)` says what the later run leaves behind: "result", "failure" or None (it failed
+    before writing anything, e.g. the container died).
+    """
+
+    def __init__(self, s3: Any, results: str, outcome: Callable[[ObjectRef], str | None]) -> None:
+        self.s3, self.results, self.outcome = s3, results, outcome
+        self.calls: list[bool] = []
+
+    def invoke(self, body: bytes, content_type: str, detached: bool = False) -> InvokeResult:
+        self.calls.append(detached)
+        for ref in parse_refs(body, {"content-type": content_type}):
+            what = self.outcome(ref)
+            if what == "result":
+                key = result_key("", ref.bucket, ref.key, ref.etag, MODEL.name, MODEL.version)
+            elif what == "failure":
+                key = failure_key("", ref.bucket, ref.key, ref.etag)
+            else:
+                continue
+            self.s3.put_object(Bucket=self.results, Key=key, Body=b"{}")
+        return InvokeResult(202)
+
+
+def test_detached_entries_are_rechecked_on_resume(s3: Any, new_bucket: Callable[[str], str],
+                                                  fake: FakePreprocess, tmp_path: Path) -> None:
+    bucket = new_bucket("bf")
+    keys = _fill(s3, bucket, 10)
+    ckpt = tmp_path / "ck.jsonl"
+    lost = {keys[1], keys[4], keys[7]}
+
+    def outcome(ref: ObjectRef) -> str | None:
+        return None if ref.key in lost else "failure" if ref.key == keys[0] else "result"
+
+    # GIVEN a detached run: every call answered 202, three of them fail later without a trace
+    fn = DetachedFn(s3, fake.results_bucket, outcome)
+    detached = Backfill(s3, fn, bucket, MODEL, checkpoint=Checkpoint(ckpt, bucket, MODEL).load(),
+                        results_bucket=fake.results_bucket, batch_size=3, detached=True, progress=False).run()
+    assert detached.processed == 10 and all(fn.calls)
+    loaded = Checkpoint(ckpt, bucket, MODEL).load()
+    assert len(loaded.submitted) == 10 and loaded.done == set()
+    assert '"state": "submitted"' in ckpt.read_text()
+
+    # --trust-checkpoint believes the 202s: nothing is sent
+    trusting = _job(s3, bucket, fake, ckpt, trust_checkpoint=True).run(dry_run=True)
+    assert (trusting.skipped_checkpoint, trusting.to_do) == (10, 0)
+
+    # WHEN resumed: objects with a result or failure record are skipped, the lost ones are sent again
+    resumed = _job(s3, bucket, fake, ckpt, batch_size=2).run()
+    assert sorted(r.key for r in fake.refs_received()) == sorted(lost)
+    assert (resumed.rechecked, resumed.resent, resumed.skipped_results, resumed.processed) == (10, 3, 7, 3)
+    assert "detached calls from the checkpoint: 7 done, 3 without a result yet (sent again)" in \
+        resumed.lines(dry_run=False, detached=False)
+    # THEN the checkpoint knows all ten are done: a third run looks nothing up and sends nothing
+    final = Checkpoint(ckpt, bucket, MODEL).load()
+    assert final.submitted == set() and len(final.done) == 10
+    again = _job(s3, bucket, fake, ckpt).run()
+    assert (again.skipped_checkpoint, again.rechecked, again.processed) == (10, 0, 0)
+    assert len(fake.refs_received()) == 3
+
+
+def test_checkpoint_lines_without_state_are_done(tmp_path: Path) -> None:
+    path = tmp_path / "old.jsonl"
+    ck = Checkpoint(path, "images", MODEL)
+    path.write_text(json.dumps(ck.header) + "\n" + json.dumps({"key": "a", "etag": "e"}) + "\n"
+                    + json.dumps({"key": "b", "etag": "e", "state": "submitted"}) + "\n"
+                    + json.dumps({"key": "c", "etag": "e", "state": "submitted"}) + "\n"
+                    + json.dumps({"key": "c", "etag": "e", "state": "done"}) + "\n")
+    loaded = ck.load()
+    assert loaded.done == {("a", "e"), ("c", "e")} and loaded.submitted == {("b", "e")}
+
+
+def test_cli_reads_the_functions_environment_names() -> None:
+    env = {"INPUT_BUCKET": "photos", "RESULTS_BUCKET": "out", "RESULTS_PREFIX": "r/",
+           "VISION_PREPROCESS_URL": "http://fn/invoke/x", "AUTH_TOKEN": "tok",
+           "VISION_INPUT_BUCKET": "ignored", "VISION_AUTH_TOKEN": "ignored"}
+    args = build_parser(env).parse_args([])
+    assert (args.bucket, args.results_bucket, args.results_prefix) == ("photos", "out", "r/")
+    assert (args.invoke_url, args.auth_token) == ("http://fn/invoke/x", "tok")
+    assert build_parser({}).parse_args([]).bucket == "images"
