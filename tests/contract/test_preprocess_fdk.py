@@ -82,6 +82,7 @@ def predict() -> Iterator[FakePredict]:
 def fn(predict: FakePredict) -> Iterator[FdkProcess]:
     env = {
         "PREDICT_URL": predict.url,
+        "MODEL_INPUT_SIZE": "224",  # no dependency on `make model` (model_manifest.json)
         "LOG_LEVEL": "INFO",
         "AUTH_TOKEN": "",
         "PREDICT_ATTEMPTS": "2",
@@ -95,6 +96,7 @@ def fn(predict: FakePredict) -> Iterator[FdkProcess]:
 def fn_down() -> Iterator[FdkProcess]:
     env = {
         "PREDICT_URL": f"http://127.0.0.1:{closed_port()}/",
+        "MODEL_INPUT_SIZE": "224",
         "PREDICT_ATTEMPTS": "2",
         "PREDICT_BACKOFF": "0.01",
         "AUTH_TOKEN": "tok",

@@ -14,12 +14,13 @@ from preprocess_core.fetch_s3 import S3Store
 from preprocess_core.fetch_url import UrlFetcher
 from preprocess_core.predict_client import PredictAnswer
 from preprocess_core.s3client import S3Settings
-from preprocess_core.settings import Settings
+from preprocess_core.settings import ModelInput, Settings
 
 from tests.data import preprocess_images as gen
 
 pytestmark = pytest.mark.integration
 
+SETTINGS = Settings(model=ModelInput.from_size(224))
 KEYS = ["plain.jpg", "in/my cat.jpg", "a+b.jpg", "ünï/猫 photo.jpg", "x/%2F/100%.jpg"]
 
 
@@ -81,7 +82,7 @@ def test_event_batch_with_a_bad_object_writes_its_failure_record(store: S3Store,
         for k in keys
     ]
     predictor = CountingPredictor()
-    deps = service.Deps(settings=Settings(), store=store, fetcher=UrlFetcher(), predictor=predictor)
+    deps = service.Deps(settings=SETTINGS, store=store, fetcher=UrlFetcher(), predictor=predictor)
     out = service.run(
         parse_request(json.dumps({"Records": records}).encode(), {"content-type": "application/json"}), deps, "c1"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import httpx
@@ -10,7 +11,7 @@ import pytest
 from preprocess_core import multipart
 from preprocess_core.errors import BadEventError, ConfigError
 from preprocess_core.events import Upload, parse_request
-from preprocess_core.settings import DEFAULT_INPUT_SIZE, ModelInput, Settings
+from preprocess_core.settings import MANIFEST_FILE, ModelInput, Settings
 
 # Binary content with CRLFs, dashes and a fake boundary-like line inside.
 TRICKY = b"\xff\xd8\xff\xe0\r\n--\r\n\r\n--notaboundary\r\nbody\x00\x01\r\n"
@@ -65,10 +66,58 @@ def test_bad_forms(body: bytes, ctype: str) -> None:
 # --- settings ---------------------------------------------------------------------------------
 
 
+FUNC_DIR = Path(__file__).resolve().parents[2] / "functions" / "preprocess"
+PREDICT_MANIFEST = Path(__file__).resolve().parents[2] / "functions" / "predict" / "model" / "manifest.json"
+
+
+def write_manifest(path: Path, size: int = 300, name: str = "x", shorter: int | None = 320) -> Path:
+    pre = {"center_crop": size, **({"resize_shorter_to": shorter} if shorter else {})}
+    path.write_text(json.dumps({"input": {"name": name, "shape": [None, size, size, 3], "preprocessing": pre}}))
+    return path
+
+
 def test_defaults() -> None:
-    s = Settings.from_env({})
-    assert s.model == ModelInput(name="images", size=DEFAULT_INPUT_SIZE, resize_shorter=256)
+    s = Settings.from_env({"MODEL_INPUT_SIZE": "224"})
+    assert s.model == ModelInput(name="images", size=224, resize_shorter=256)
     assert not s.store_gps and s.results_bucket == "results" and s.url_allow_hosts == frozenset()
+    assert s.max_decoded_bytes == 100_000_000 and s.log_level == "INFO"
+
+
+def test_no_model_input_size_anywhere_is_a_config_error(tmp_path: Path) -> None:
+    # Nothing assumes 224: without a manifest or MODEL_INPUT_SIZE the function refuses to run.
+    for default in (None, tmp_path / MANIFEST_FILE):
+        with pytest.raises(ConfigError) as err:
+            Settings.from_env({}, default_manifest=default)
+        assert "MODEL_MANIFEST" in err.value.message and "MODEL_INPUT_SIZE" in err.value.message
+
+
+def test_manifest_next_to_func_py_is_the_default(tmp_path: Path) -> None:
+    default = write_manifest(tmp_path / MANIFEST_FILE)
+    assert Settings.from_env({}, default_manifest=default).model == ModelInput(name="x", size=300, resize_shorter=320)
+    # MODEL_MANIFEST points elsewhere; MODEL_INPUT_SIZE / MODEL_INPUT_NAME override both.
+    other = write_manifest(tmp_path / "other.json", size=256, name="y", shorter=None)
+    assert Settings.from_env({"MODEL_MANIFEST": str(other)}, default_manifest=default).model == ModelInput(
+        name="y", size=256, resize_shorter=293
+    )
+    env = {"MODEL_MANIFEST": str(other), "MODEL_INPUT_SIZE": "192", "MODEL_INPUT_NAME": "z"}
+    assert Settings.from_env(env, default_manifest=default).model == ModelInput(name="z", size=192, resize_shorter=219)
+
+
+def test_real_predict_manifest_gives_its_input(tmp_path: Path) -> None:
+    if not PREDICT_MANIFEST.exists():
+        pytest.skip("model not built: run `make model`")
+    # What `make model` does: copy predict's manifest next to preprocess's func.py.
+    default = tmp_path / MANIFEST_FILE
+    shutil.copy(PREDICT_MANIFEST, default)
+    spec = json.loads(PREDICT_MANIFEST.read_text())["input"]
+    model = Settings.from_env({}, default_manifest=default).model
+    assert model.name == spec["name"] and model.size == spec["shape"][1]
+    assert model.resize_shorter == spec["preprocessing"]["resize_shorter_to"]
+
+
+def test_generated_manifest_copy_is_git_ignored() -> None:
+    ignore = (FUNC_DIR.parents[1] / ".gitignore").read_text().splitlines()
+    assert f"functions/preprocess/{MANIFEST_FILE}" in ignore
 
 
 def test_values_and_allow_list() -> None:
@@ -78,27 +127,13 @@ def test_values_and_allow_list() -> None:
             "STORE_GPS": "true",
             "URL_ALLOW_HOSTS": " 127.0.0.1, Images.Local ,[::1]",
             "TOP_K": "3",
+            "LOG_LEVEL": "debug",
+            "MAX_DECODED_BYTES": "5000000",
         }
     )
     assert s.model.size == 192 and s.model.resize_shorter == 219
     assert s.store_gps and s.top_k == 3 and s.url_allow_hosts == {"127.0.0.1", "images.local", "::1"}
-
-
-def test_manifest_wins(tmp_path: Path) -> None:
-    manifest = tmp_path / "manifest.json"
-    manifest.write_text(
-        json.dumps(
-            {
-                "input": {
-                    "name": "x",
-                    "shape": [None, 300, 300, 3],
-                    "preprocessing": {"resize_shorter_to": 320, "center_crop": 300},
-                }
-            }
-        )
-    )
-    s = Settings.from_env({"MODEL_MANIFEST": str(manifest), "MODEL_INPUT_SIZE": "224"})
-    assert s.model == ModelInput(name="x", size=300, resize_shorter=320)
+    assert s.log_level == "DEBUG" and s.max_decoded_bytes == 5_000_000
 
 
 @pytest.mark.parametrize(
@@ -109,9 +144,13 @@ def test_manifest_wins(tmp_path: Path) -> None:
         {"PREDICT_TIMEOUT": "-1"},
         {"MODEL_MANIFEST": "/nope.json"},
         {"S3_ADDRESSING_STYLE": "x"},
+        {"LOG_LEVEL": "LOUD"},
+        {"LOG_LEVEL": "10"},
+        {"MAX_DECODED_BYTES": "1"},
+        {"MODEL_INPUT_SIZE": "big"},
     ],
 )
 def test_bad_values_name_the_key(env: dict[str, str]) -> None:
     with pytest.raises(ConfigError) as err:
-        Settings.from_env(env)
+        Settings.from_env({"MODEL_INPUT_SIZE": "224", **env})
     assert next(iter(env)) in str(err.value)

@@ -1,24 +1,30 @@
 """Every error the preprocess function answers with: one tree, status and code fixed per class.
 
 This is the only place where a failure gets its HTTP status and stable code (docs/contracts.md §6);
-``func.py`` turns any ``PreprocessError`` into ``{"error": {"code", "message"}}`` with that status.
+``func.py`` turns any ``PreprocessError`` into ``{"error": {"code", "message"}}`` with that status
+(anything else into 500 ``internal_error``); ``fnstatus.wire_status`` (synced from ``common/``) says
+what goes on the wire. Statuses >= 500 are *retryable*: on ``/invoke`` they fail the Fn call so that
+event sources deliver again; 4xx are permanent and answered (and recorded) once.
 
     PreprocessError (500 internal_error)
     ├── ConfigError                 500 config_error
     ├── BadEventError               400 bad_event
     ├── UnauthorizedError           401 unauthorized
     ├── ObjectNotFoundError         404 object_not_found
+    │   └── UrlNotFoundError        404 url_not_found       (URL answered 404/410)
     ├── TooLargeError               413 too_large           (bytes over MAX_IMAGE_BYTES)
     │   ├── ImageTooLargeError      413 image_too_large     (header pixels over MAX_PIXELS)
     │   └── TooManyImagesError      413 too_many_images
     ├── ImageError                  415 not_an_image        (unknown format, empty, disallowed format)
     │   └── CorruptImageError       415 corrupt_image       (truncated / undecodable)
     ├── RefusedError                422 refused_url         (scheme, address, redirect)
+    │   ├── UnresolvableUrlError    422 unresolvable_url    (DNS failure / no address)
     │   └── RefusedSourceError      422 refused_source      (object in the results area)
     ├── FetchError                  502 fetch_failed        (URL answered badly)
     │   └── FetchTimeoutError       504 fetch_timeout
-    ├── StorageError                502 storage_error
-    └── PredictError                502 predict_failed      (predict answered with an error)
+    ├── StorageError                502 storage_error       (S3 read/write failed: retryable)
+    ├── PredictRejectedError        422 predict_rejected    (predict refused the images: permanent)
+    └── PredictError                502 predict_failed      (predict failed server-side / bad answer)
         ├── PredictUnavailableError 502 predict_unavailable (retries exhausted)
         └── PredictTimeoutError     504 predict_timeout
 """
@@ -35,11 +41,9 @@ class PreprocessError(Exception):
     status: HTTPStatus = HTTPStatus.INTERNAL_SERVER_ERROR
     code: str = "internal_error"
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-        if code is not None:
-            self.code = code
 
     def to_dict(self) -> dict[str, Any]:
         """The `{"code", "message"}` object used in error bodies and per-item answers."""
@@ -63,6 +67,10 @@ class UnauthorizedError(PreprocessError):
 class ObjectNotFoundError(PreprocessError):
     status = HTTPStatus.NOT_FOUND
     code = "object_not_found"
+
+
+class UrlNotFoundError(ObjectNotFoundError):
+    code = "url_not_found"
 
 
 class TooLargeError(PreprocessError):
@@ -92,6 +100,10 @@ class RefusedError(PreprocessError):
     code = "refused_url"
 
 
+class UnresolvableUrlError(RefusedError):
+    code = "unresolvable_url"
+
+
 class RefusedSourceError(RefusedError):
     code = "refused_source"
 
@@ -111,6 +123,13 @@ class StorageError(PreprocessError):
     code = "storage_error"
 
 
+class PredictRejectedError(PreprocessError):
+    """predict answered a client error (4xx: invalid_shape, invalid_value, ...): retrying cannot help."""
+
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+    code = "predict_rejected"
+
+
 class PredictError(PreprocessError):
     status = HTTPStatus.BAD_GATEWAY
     code = "predict_failed"
@@ -123,19 +142,3 @@ class PredictUnavailableError(PredictError):
 class PredictTimeoutError(PredictError):
     status = HTTPStatus.GATEWAY_TIMEOUT
     code = "predict_timeout"
-
-
-def wire_status(status: int, gateway: bool) -> int:
-    """The status the fdk sends to the Fn agent for an answer whose real status is ``status``.
-
-    HTTP-trigger calls: always 200; the real status travels in ``Fn-Http-Status`` and the body
-    survives. ``/invoke`` calls: the agent keeps only 200/502/504 and replaces the body of a 502/504,
-    so client errors go out as 200 (the body carries the code) and server-side failures (predict or
-    storage down, config) as 502/504, so that Fn records a failed call and event sources may retry.
-    Same rule as predict.
-    """
-    if gateway:
-        return 200
-    if status == HTTPStatus.GATEWAY_TIMEOUT:
-        return 504
-    return 502 if status >= 500 else 200

@@ -29,9 +29,10 @@ from urllib.parse import urljoin, urlsplit
 from .errors import (
     FetchError,
     FetchTimeoutError,
-    ObjectNotFoundError,
     RefusedError,
     TooLargeError,
+    UnresolvableUrlError,
+    UrlNotFoundError,
 )
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -169,7 +170,7 @@ class UrlFetcher:
                 current = urljoin(current, location)
                 continue
             if status in (404, 410):
-                raise ObjectNotFoundError(f"{current} answered {status}", code="url_not_found")
+                raise UrlNotFoundError(f"{current} answered {status}")
             if not 200 <= status < 300:
                 raise FetchError(f"{current} answered HTTP {status}")
             return FetchedUrl(data, url, current, headers.get("content-type"), hop)
@@ -187,9 +188,9 @@ class UrlFetcher:
             try:
                 addresses = self.resolver(host, port)
             except (OSError, UnicodeError) as exc:
-                raise RefusedError(f"cannot resolve {host!r}: {exc}", code="unresolvable_url") from exc
+                raise UnresolvableUrlError(f"cannot resolve {host!r}: {exc}") from exc
             if not addresses:
-                raise RefusedError(f"{host!r} has no addresses", code="unresolvable_url")
+                raise UnresolvableUrlError(f"{host!r} has no addresses")
         if host.lower() in self.allow_hosts:
             return addresses[0]
         for address in addresses:

@@ -1,13 +1,16 @@
 """Configuration of the preprocess function, read once from the environment (Fn config = env vars).
 
 Every key is listed in ``functions/preprocess/README.md``. Bad values raise ``ConfigError`` naming
-the key. The model input size is defined here only (``DEFAULT_INPUT_SIZE``), or read from the model
-manifest (``MODEL_MANIFEST``), so it is never hard-wired twice.
+the key. The model input size is never hard-wired: it comes from predict's model manifest
+(``model_manifest.json`` next to ``func.py``, copied there by ``make model``; ``MODEL_MANIFEST``
+points elsewhere), and ``MODEL_INPUT_SIZE`` overrides both. Without any of them the function
+refuses to start its first call with a ``config_error``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +19,8 @@ from typing import Any
 from .errors import ConfigError
 from .s3client import S3Settings, StorageConfigError, parse_bool
 
-DEFAULT_INPUT_SIZE = 224
-"""Model input side when neither MODEL_MANIFEST nor MODEL_INPUT_SIZE says otherwise."""
+MANIFEST_FILE = "model_manifest.json"
+"""Name of the copy of predict's manifest.json in the function folder (``make model`` writes it)."""
 RESIZE_RATIO = 256 / 224
 """ImageNet convention: resize the shorter side to size*256/224, then centre-crop to size."""
 
@@ -66,9 +69,9 @@ def _hosts(raw: str) -> frozenset[str]:
 class ModelInput:
     """What the model wants: tensor name, square side and the resize before the centre crop."""
 
-    name: str = "images"
-    size: int = DEFAULT_INPUT_SIZE
-    resize_shorter: int = round(DEFAULT_INPUT_SIZE * RESIZE_RATIO)
+    name: str
+    size: int
+    resize_shorter: int
 
     @classmethod
     def from_size(cls, size: int, name: str = "images") -> ModelInput:
@@ -95,10 +98,14 @@ class ModelInput:
 class Settings:
     """All settings of the preprocess function."""
 
-    model: ModelInput = field(default_factory=ModelInput)
-    """Input size: MODEL_MANIFEST (path to manifest.json) wins over MODEL_INPUT_SIZE (default 224)."""
+    model: ModelInput
+    """Model input: model_manifest.json next to func.py, or MODEL_MANIFEST; MODEL_INPUT_SIZE /
+    MODEL_INPUT_NAME override what the manifest says (and are required without a manifest)."""
     max_pixels: int = 40_000_000
     """MAX_PIXELS: images whose header announces more pixels are refused before decoding (413)."""
+    max_decoded_bytes: int = 100_000_000
+    """MAX_DECODED_BYTES: images (after JPEG draft scaling) that would take more memory decoded are
+    refused (413 image_too_large); sized for the 256 MB function (README: memory)."""
     max_image_bytes: int = 20 * 1024 * 1024
     """MAX_IMAGE_BYTES: byte cap for one object, URL body or upload (413)."""
     max_images: int = 32
@@ -136,21 +143,19 @@ class Settings:
     results_prefix: str = ""
     """RESULTS_PREFIX: key prefix of results and failure records."""
     log_level: str = "INFO"
-    """LOG_LEVEL."""
+    """LOG_LEVEL: DEBUG, INFO, WARNING, ERROR or CRITICAL."""
     s3: S3Settings = field(default_factory=S3Settings)
     """S3_* keys, see docs/contracts.md §7."""
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Settings:
-        """Read every key from ``env`` (pass ``os.environ`` in the function)."""
-        manifest = env.get("MODEL_MANIFEST", "").strip()
-        if manifest:
-            model = ModelInput.from_manifest(Path(manifest))
-        else:
-            model = ModelInput.from_size(
-                _int(env, "MODEL_INPUT_SIZE", DEFAULT_INPUT_SIZE, minimum=8),
-                env.get("MODEL_INPUT_NAME", "").strip() or "images",
-            )
+    def from_env(cls, env: Mapping[str, str], default_manifest: Path | None = None) -> Settings:
+        """Read every key from ``env`` (pass ``os.environ`` in the function).
+
+        ``default_manifest`` is the manifest used when MODEL_MANIFEST is unset (func.py passes
+        ``model_manifest.json`` next to itself); a missing default file is not an error as long
+        as MODEL_INPUT_SIZE is set.
+        """
+        model = model_input(env, default_manifest)
         try:
             s3 = S3Settings.from_env(env)
         except StorageConfigError as exc:
@@ -158,6 +163,7 @@ class Settings:
         return cls(
             model=model,
             max_pixels=_int(env, "MAX_PIXELS", cls.max_pixels),
+            max_decoded_bytes=_int(env, "MAX_DECODED_BYTES", cls.max_decoded_bytes, minimum=1024),
             max_image_bytes=_int(env, "MAX_IMAGE_BYTES", cls.max_image_bytes),
             max_images=_int(env, "MAX_IMAGES", cls.max_images),
             predict_url=env.get("PREDICT_URL", "").strip(),
@@ -178,6 +184,38 @@ class Settings:
             input_bucket=env.get("INPUT_BUCKET", "").strip(),
             results_bucket=env.get("RESULTS_BUCKET", "results").strip() or "results",
             results_prefix=env.get("RESULTS_PREFIX", "").strip(),
-            log_level=env.get("LOG_LEVEL", "INFO").strip() or "INFO",
+            log_level=_log_level(env),
             s3=s3,
         )
+
+
+def model_input(env: Mapping[str, str], default_manifest: Path | None = None) -> ModelInput:
+    """The model input: MODEL_INPUT_SIZE > MODEL_MANIFEST > ``default_manifest``; else ConfigError."""
+    explicit = env.get("MODEL_MANIFEST", "").strip()
+    manifest: ModelInput | None = None
+    if explicit:
+        manifest = ModelInput.from_manifest(Path(explicit))
+    elif default_manifest is not None and default_manifest.is_file():
+        manifest = ModelInput.from_manifest(default_manifest)
+    name = env.get("MODEL_INPUT_NAME", "").strip() or (manifest.name if manifest else "images")
+    if env.get("MODEL_INPUT_SIZE", "").strip():
+        return ModelInput.from_size(_int(env, "MODEL_INPUT_SIZE", 0, minimum=8), name)
+    if manifest is None:
+        where = f" and {default_manifest} does not exist (run `make model`)" if default_manifest else ""
+        raise ConfigError(f"model input size unknown: set MODEL_MANIFEST or MODEL_INPUT_SIZE{where}")
+    return ModelInput(name=name, size=manifest.size, resize_shorter=manifest.resize_shorter)
+
+
+def _log_level(env: Mapping[str, str]) -> str:
+    raw = env.get("LOG_LEVEL", "").strip()
+    if not raw:
+        return "INFO"
+    level = raw.upper()
+    if level == "WARN":
+        level = "WARNING"
+    if level not in _LOG_LEVELS:
+        raise ConfigError(f"LOG_LEVEL={raw!r} is not one of {', '.join(_LOG_LEVELS)}")
+    return level
+
+
+_LOG_LEVELS = tuple(name for name in logging.getLevelNamesMapping() if name not in ("NOTSET", "WARN", "FATAL"))
