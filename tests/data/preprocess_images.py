@@ -140,3 +140,18 @@ def compressed_bomb_png(side: int = 12_000) -> bytes:
 def large_photo_jpeg(width: int = 4000, height: int = 3000, quality: int = 90) -> bytes:
     """A 12 MP JPEG made by upscaling chelsea (for draft decoding and the benchmark)."""
     return encode(chelsea().resize((width, height), Image.Resampling.BICUBIC), "JPEG", quality=quality)
+
+
+def halves_png16(side: int = 6000) -> bytes:
+    """A 16-bit greyscale PNG (tens of KB): left half 0x8080 (→ 128), right half 0xFFFF (→ 255)."""
+    grey = np.full((side, side), 0x8080, np.uint16)
+    grey[:, side // 2 :] = 0xFFFF
+    return encode(Image.fromarray(grey), "PNG")
+
+
+def halves_rgba_png(side: int = 4900, colour: tuple[int, int, int] = (200, 30, 60)) -> bytes:
+    """An RGBA PNG (tens of KB): left half fully transparent (→ white), right half opaque ``colour``."""
+    rgba = np.zeros((side, side, 4), np.uint8)
+    rgba[..., :3] = colour
+    rgba[:, side // 2 :, 3] = 255
+    return encode(Image.fromarray(rgba, "RGBA"), "PNG")

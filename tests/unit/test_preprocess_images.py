@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import io
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -135,6 +139,93 @@ def test_other_model_sizes() -> None:
     model = ModelInput.from_size(160)
     assert model.resize_shorter == 183
     assert images.prepare(gen.webp(), model, BUDGET).tensor.shape == (160, 160, 3)
+
+
+# --- memory: large non-JPEG images are never converted at full size ---------------------------
+
+FUNC_DIR = Path(__file__).resolve().parents[2] / "functions" / "preprocess"
+DEFAULT_DECODED_BUDGET = 100_000_000  # Settings.max_decoded_bytes
+_RSS_CHILD = """
+import json, sys
+import numpy as np
+from preprocess_core import images
+from preprocess_core.settings import ModelInput
+data = open(sys.argv[1], "rb").read()
+out = images.prepare(data, ModelInput.from_size(224), 40_000_000, max_decoded_bytes=int(sys.argv[2]))
+np.save(sys.argv[3], out.tensor)
+status = open("/proc/self/status").read().splitlines()
+print(json.dumps({k: int(v.split()[0]) for k, v in (line.split(":", 1) for line in status) if k in ("VmHWM", "VmRSS")}))
+"""
+
+
+def _prepare_in_child(tmp_path: Path, data: bytes) -> tuple[np.ndarray, int]:
+    """Run images.prepare in a fresh process; return its tensor and peak RSS (VmHWM) in MB."""
+    src, npy = tmp_path / "image.bin", tmp_path / "tensor.npy"
+    src.write_bytes(data)
+    done = subprocess.run(
+        [sys.executable, "-c", _RSS_CHILD, str(src), str(DEFAULT_DECODED_BUDGET), str(npy)],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(FUNC_DIR), "PATH": "/usr/bin:/bin"},
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return np.load(npy), json.loads(done.stdout)["VmHWM"] // 1024
+
+
+@pytest.mark.slow
+def test_36_mp_16_bit_png_stays_small_in_memory(tmp_path: Path) -> None:
+    # 6000x6000 16-bit grey: a ~80 KB file, 72 MB decoded (under the 100 MB budget). Converting it
+    # at full size (float64 copies) peaked at ~770 MB; reducing first and `>> 8` stays near 110 MB.
+    data = gen.halves_png16(6000)
+    assert len(data) < 200_000 and Image.open(io.BytesIO(data)).mode == "I;16"
+    tensor, peak_mb = _prepare_in_child(tmp_path, data)
+    assert peak_mb < 200, f"peak RSS {peak_mb} MB"
+    assert tensor.shape == (224, 224, 3) and (tensor[..., 0] == tensor[..., 2]).all()
+    assert (tensor[:, :100] == 128).all() and (tensor[:, 124:] == 255).all()  # scaled, not clipped
+
+
+@pytest.mark.slow
+def test_near_budget_rgba_png_stays_small_in_memory(tmp_path: Path) -> None:
+    # 4900x4900 RGBA: 96 MB decoded, just under the budget; it used to be converted at full size.
+    data = gen.halves_rgba_png(4900)
+    tensor, peak_mb = _prepare_in_child(tmp_path, data)
+    assert peak_mb < 200, f"peak RSS {peak_mb} MB"
+    assert (tensor[:, :100] == 255).all()  # transparent → white
+    assert (np.abs(tensor[:, 124:].astype(int) - [200, 30, 60]) <= 1).all()
+
+
+def test_decoded_bytes_budget_refuses_before_decoding() -> None:
+    data = gen.halves_rgba_png(6000)  # 36 MP < MAX_PIXELS, but 144 MB decoded
+    img = images.open_image(data, BUDGET)
+    assert images.decoded_bytes(img) == 6000 * 6000 * 4
+    with pytest.raises(ImageTooLargeError) as err:
+        images.to_tensor(img, MODEL, max_decoded_bytes=DEFAULT_DECODED_BUDGET)
+    assert err.value.code == "image_too_large" and "MAX_DECODED_BYTES" in err.value.message
+    assert img.tile  # refused before a single pixel was decoded
+    # Checked at open already for PNG: reading its EXIF (service does, before to_tensor) decodes it.
+    with pytest.raises(ImageTooLargeError):
+        images.open_image(data, BUDGET, DEFAULT_DECODED_BUDGET)
+    # JPEG draft decoding counts at the drafted size: a 12 MP photo needs ~1/64 of its full size.
+    jpeg = images.open_image(gen.large_photo_jpeg(), BUDGET)
+    assert images.to_tensor(jpeg, MODEL, max_decoded_bytes=4000 * 3000 * 4 // 60).draft_scale == 8
+
+
+def test_strip_conversion_matches_whole_image_conversion() -> None:
+    # Converting + reducing in strips must equal converting the whole image first.
+    base = gen.chelsea().resize((1800, 1200))
+    grey = np.asarray(base.convert("L"))
+    high_depth = {
+        "I;16": Image.fromarray(grey.astype(np.uint16) * 257),
+        "F": Image.fromarray(grey.astype(np.float32) / 255.0),
+    }
+    for mode in ("P", "RGBA", "CMYK", "I;16", "LA", "F"):
+        img = high_depth.get(mode) or base.convert(mode)
+        assert img.mode == mode
+        strips = images.to_tensor(img, MODEL).tensor
+        reference_img = base.convert("L").convert("RGB") if mode in high_depth else img.convert("RGB")
+        expected = images.to_tensor(reference_img, MODEL).tensor
+        assert mean_abs_diff(strips, expected) < 1.0, mode
 
 
 # --- refusals ---------------------------------------------------------------------------------

@@ -12,36 +12,49 @@ import pytest
 from preprocess_core import service
 from preprocess_core.errors import (
     ImageError,
+    ImageTooLargeError,
     ObjectNotFoundError,
     PredictError,
+    PredictRejectedError,
     PredictTimeoutError,
     PredictUnavailableError,
     RefusedSourceError,
+    StorageError,
+    TooManyImagesError,
     UnauthorizedError,
 )
 from preprocess_core.events import parse_request
 from preprocess_core.fetch_s3 import FetchedObject
 from preprocess_core.fetch_url import FetchedUrl
 from preprocess_core.predict_client import PredictAnswer, PredictClient, encode_request, parse_answer, split_batches
-from preprocess_core.settings import Settings
+from preprocess_core.settings import ModelInput, Settings
 
 from tests.data import preprocess_images as gen
 
 CAT = gen.encode(gen.chelsea(), "JPEG", exif=gen.exif_bytes(gps=(10.5, 20.25)))
+MODEL = ModelInput.from_size(224)
 
 
 class MemoryStore:
+    """In-memory ObjectStore; `broken` keys fail to read, `writes_fail` makes every put fail (502)."""
+
     def __init__(self, objects: dict[tuple[str, str], bytes]) -> None:
         self.objects = objects
         self.written: dict[tuple[str, str], dict[str, Any]] = {}
+        self.broken: set[str] = set()
+        self.writes_fail = False
 
     def get(self, bucket: str, key: str, max_bytes: int) -> FetchedObject:
+        if key in self.broken:
+            raise StorageError(f"cannot read s3://{bucket}/{key}: connection reset")
         if (bucket, key) not in self.objects:
             raise ObjectNotFoundError(f"{bucket}/{key}")
         data = self.objects[(bucket, key)]
         return FetchedObject(data, f"etag-{key}", len(data), "image/jpeg", None)
 
     def put_if_absent(self, bucket: str, key: str, document: dict[str, Any]) -> str:
+        if self.writes_fail:
+            raise StorageError(f"cannot write s3://{bucket}/{key}: 503 SlowDown")
         if (bucket, key) in self.written:
             return "exists"
         self.written[(bucket, key)] = document
@@ -54,15 +67,18 @@ class FakeFetcher:
 
 
 class FakePredictor:
-    def __init__(self, fail: Exception | None = None) -> None:
+    def __init__(self, fail: Exception | None = None, reject: PredictRejectedError | None = None) -> None:
         self.calls: list[tuple[tuple[int, ...], list[Any], str | None]] = []
         self.fail = fail
+        self.reject = reject
 
     def predict(self, batch: np.ndarray, sources: list[Any], call_id: str | None) -> PredictAnswer:
         if self.fail:
             raise self.fail
         assert batch.dtype == np.uint8
         self.calls.append((batch.shape, sources, call_id))
+        if self.reject:
+            return PredictAnswer([{} for _ in sources], rejected=dict.fromkeys(range(len(sources)), self.reject))
         preds = [{"top_k": [{"index": 281, "label": "tabby", "score": 0.5}]} for _ in sources]
         for p, s in zip(preds, sources, strict=True):
             if s and "bucket" in s:
@@ -74,7 +90,7 @@ def deps(
     objects: dict[tuple[str, str], bytes], predictor: FakePredictor | None = None, **settings: Any
 ) -> service.Deps:
     return service.Deps(
-        settings=replace(Settings(), **settings),
+        settings=replace(Settings(model=MODEL), **settings),
         store=MemoryStore(objects),
         fetcher=FakeFetcher(),
         predictor=predictor or FakePredictor(),
@@ -95,7 +111,13 @@ def records(*keys: str) -> bytes:
 
 
 def run(body: bytes, d: service.Deps, headers: dict[str, str] | None = None) -> dict[str, Any]:
-    return service.run(parse_request(body, headers or {"content-type": "application/json"}), d, "call-1")
+    request = parse_request(body, headers or {"content-type": "application/json"}, max_images=d.settings.max_images)
+    return service.run(request, d, "call-1")
+
+
+def store_of(d: service.Deps) -> MemoryStore:
+    assert isinstance(d.store, MemoryStore)
+    return d.store
 
 
 def test_several_records_one_predict_call_and_a_failure_record() -> None:
@@ -127,11 +149,93 @@ def test_several_records_one_predict_call_and_a_failure_record() -> None:
     assert again["predictions"][0]["failure"]["status"] == "exists"
 
 
-def test_event_with_only_failures_answers_200_and_does_not_call_predict() -> None:
+def test_event_with_only_permanent_failures_answers_200_records_them_and_does_not_call_predict() -> None:
     predictor = FakePredictor()
-    out = run(records("gone.jpg", "bad.jpg"), deps({("images", "bad.jpg"): b""}, predictor))
+    d = deps({("images", "bad.jpg"): b""}, predictor)
+    out = run(records("gone.jpg", "bad.jpg"), d)
     assert predictor.calls == []
     assert [p["error"]["code"] for p in out["predictions"]] == ["object_not_found", "not_an_image"]
+    # A missing object version (404) is permanent: recorded under the event's ETag, stage "fetch".
+    gone = store_of(d).written[("results", "images/gone.jpg/etag-gone.jpg/failure.json")]
+    assert gone["stage"] == "fetch" and gone["error"]["code"] == "object_not_found"
+    assert out["predictions"][0]["failure"]["status"] == "created"
+    assert store_of(d).written[("results", "images/bad.jpg/etag-bad.jpg/failure.json")]["stage"] == "decode"
+
+
+def test_event_storage_read_error_fails_the_call_after_predicting_the_good_items() -> None:
+    predictor = FakePredictor()
+    d = deps({("images", "a.jpg"): CAT, ("images", "b.jpg"): CAT}, predictor)
+    store_of(d).broken.add("b.jpg")
+    with pytest.raises(StorageError) as err:
+        run(records("a.jpg", "b.jpg"), d)
+    assert err.value.status == 502 and err.value.code == "storage_error" and "s3://images/b.jpg" in err.value.message
+    # a.jpg was predicted (and recorded by predict) before the call failed: the retry answers "exists".
+    assert [s["key"] for s in predictor.calls[0][1]] == ["a.jpg"]
+    assert store_of(d).written == {}  # a transient read error is not a permanent failure record
+    store_of(d).broken.clear()
+    out = run(records("a.jpg", "b.jpg"), d)  # the event source delivers again
+    assert [p["status"] for p in out["predictions"]] == ["ok", "ok"]
+
+
+def test_event_failure_record_not_written_fails_the_call() -> None:
+    d = deps({("images", "bad.jpg"): b"not an image", ("images", "a.jpg"): CAT})
+    store_of(d).writes_fail = True
+    with pytest.raises(StorageError) as err:
+        run(records("a.jpg", "bad.jpg"), d)
+    assert "storage_error" in err.value.message and "s3://images/bad.jpg" in err.value.message
+
+
+def test_direct_requests_keep_per_item_storage_errors() -> None:
+    # Not an event: nobody retries, the caller reads the per-item status (or the single error).
+    d = deps({("images", "a.jpg"): CAT})
+    store_of(d).broken.add("b.jpg")
+    body = json.dumps([{"bucket": "images", "key": "a.jpg"}, {"bucket": "images", "key": "b.jpg"}]).encode()
+    out = run(body, d)
+    assert [p["status"] for p in out["predictions"]] == ["ok", "failed"]
+    assert out["predictions"][1]["error"]["code"] == "storage_error"
+    with pytest.raises(StorageError):
+        run(json.dumps({"bucket": "images", "key": "b.jpg"}).encode(), d)
+
+
+def test_event_larger_than_max_images_is_processed_in_chunks() -> None:
+    keys = [f"k{i}.jpg" for i in range(7)]
+    predictor = FakePredictor()
+    d = deps({("images", k): CAT for k in keys}, predictor, max_images=3)
+    out = run(records(*keys), d)
+    assert [c[0][0] for c in predictor.calls] == [3, 3, 1]
+    assert [p["key"] for p in out["predictions"]] == keys and all(p["status"] == "ok" for p in out["predictions"])
+    assert out["counts"]["predict_calls"] == 3 and out["counts"]["ok"] == 7
+    # A direct request over MAX_IMAGES is still refused (413), before any work.
+    body = json.dumps([{"bucket": "images", "key": k} for k in keys]).encode()
+    with pytest.raises(TooManyImagesError):
+        run(body, d)
+
+
+def test_predict_rejection_is_permanent_and_recorded() -> None:
+    reject = PredictRejectedError("predict refused the request: invalid_shape: expected [N,224,224,3]")
+    d = deps({("images", "a.jpg"): CAT, ("images", "b.jpg"): CAT}, FakePredictor(reject=reject))
+    out = run(records("a.jpg", "b.jpg"), d)  # event: answered 200, nothing retried, nothing lost
+    assert [p["error"]["code"] for p in out["predictions"]] == ["predict_rejected"] * 2
+    doc = store_of(d).written[("results", "images/a.jpg/etag-a.jpg/failure.json")]
+    assert doc["stage"] == "predict" and doc["error"]["code"] == "predict_rejected"
+    assert doc["source"]["bucket"] == "images" and doc["source"]["key"] == "a.jpg"
+    assert out["predictions"][0]["failure"]["status"] == "created"
+    # A direct request for one image answers with the rejection (422; 200 on /invoke).
+    with pytest.raises(PredictRejectedError) as err:
+        run(json.dumps({"url": "https://example.com/cat.jpg"}).encode(), d)
+    assert err.value.status == 422
+
+
+def test_image_over_the_decoded_bytes_budget_is_recorded_as_too_large() -> None:
+    # 451x300 RGB PNG decodes to 451*300*4 bytes in Pillow.
+    png = gen.encode(gen.chelsea(), "PNG")
+    d = deps({("images", "big.png"): png}, max_decoded_bytes=451 * 300 * 4 - 1)
+    out = run(records("big.png"), d)
+    assert out["predictions"][0]["error"]["code"] == "image_too_large"
+    assert store_of(d).written[("results", "images/big.png/etag-big.png/failure.json")]["stage"] == "decode"
+    with pytest.raises(ImageTooLargeError):
+        run(json.dumps({"bucket": "images", "key": "big.png"}).encode(), d)
+    assert run(records("big.png"), deps({("images", "big.png"): png}))["predictions"][0]["status"] == "ok"
 
 
 def test_direct_single_request_raises_its_error_but_still_records_failure() -> None:
@@ -219,8 +323,10 @@ def test_parse_answer_forms() -> None:
     oip = {"model_name": "m", "outputs": [], "parameters": {"fnvision": json.dumps(native(2))}}
     assert len(parse_answer(json.dumps(oip).encode(), None)["predictions"]) == 2
     assert parse_answer(json.dumps(native(1)).encode() + b"\x00binary", str(len(json.dumps(native(1)))))
-    with pytest.raises(PredictError):
-        parse_answer(b'{"error": {"code": "bad_shape", "message": "x"}}', None)
+    with pytest.raises(PredictRejectedError):
+        parse_answer(b'{"error": {"code": "invalid_shape", "message": "x"}}', None)
+    with pytest.raises(PredictError):  # predict's own server-side codes stay retryable
+        parse_answer(b'{"error": {"code": "model_unavailable", "message": "x"}}', None)
 
 
 class Transport:
@@ -266,11 +372,52 @@ def test_client_timeout_and_error_bodies_are_not_retried() -> None:
     with pytest.raises(PredictTimeoutError):
         client.predict(np.zeros((1, 8, 8, 3), np.uint8), [None], None)
     bad = Transport([(200, {}, b'{"error": {"code": "unknown_payload", "message": "?"}}')])
-    with pytest.raises(PredictError) as err:
-        PredictClient("http://p", send=bad, sleep=lambda s: None).predict(
-            np.zeros((1, 8, 8, 3), np.uint8), [None], None
-        )
-    assert "unknown_payload" in err.value.message and len(bad.requests) == 1
+    answer = PredictClient("http://p", send=bad, sleep=lambda s: None).predict(
+        np.zeros((1, 8, 8, 3), np.uint8), [None], None
+    )
+    assert "unknown_payload" in answer.rejected[0].message and len(bad.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("reply", "outcome"),
+    [
+        ((422, {}, b'{"error": {"code": "invalid_shape", "message": "?"}}'), "rejected"),  # trigger pass-through
+        ((200, {"fn-http-status": "400"}, b'{"error": {"code": "invalid_payload"}}'), "rejected"),
+        ((413, {}, b"too big"), "rejected"),
+        ((500, {}, b'{"error": {"code": "internal_error"}}'), PredictError),
+        ((200, {"fn-http-status": "500"}, b'{"error": {"code": "config_error"}}'), PredictError),
+        ((200, {}, b"<html>proxy</html>"), PredictError),
+    ],
+)
+def test_client_error_classes(reply: tuple[int, dict[str, str], bytes], outcome: Any) -> None:
+    transport = Transport([reply])
+    client = PredictClient("http://p", send=transport, sleep=lambda s: None, attempts=1)
+    batch = np.zeros((2, 8, 8, 3), np.uint8)
+    if outcome == "rejected":
+        answer = client.predict(batch, [None, None], None)
+        assert set(answer.rejected) == {0, 1} and answer.rejected[0].status == 422
+        assert answer.rejected[0].code == "predict_rejected" and answer.predictions == [{}, {}]
+    else:
+        with pytest.raises(outcome) as err:
+            client.predict(batch, [None, None], None)
+        assert err.value.status == 502 and not isinstance(err.value, PredictRejectedError)
+    assert len(transport.requests) == 1  # neither kind is retried inside the client
+
+
+@pytest.mark.parametrize("status", [408, 429, 502, 503, 504])
+def test_client_retries_transient_statuses(status: int) -> None:
+    transport = Transport([(status, {}, b""), ok])
+    client = PredictClient("http://p", send=transport, sleep=lambda s: None)
+    assert len(client.predict(np.zeros((1, 8, 8, 3), np.uint8), [None], None).predictions) == 1
+
+
+def test_rejected_group_does_not_hide_the_predictions_of_other_groups() -> None:
+    reject = (200, {}, b'{"error": {"code": "invalid_value", "message": "?"}}')
+    transport = Transport([ok, reject])
+    client = PredictClient("http://p", send=transport, max_request_bytes=400_000)
+    answer = client.predict(np.zeros((4, 224, 224, 3), np.uint8), [None] * 4, None)
+    assert answer.calls == 2 and set(answer.rejected) == {2, 3}
+    assert [bool(p) for p in answer.predictions] == [True, True, False, False]
 
 
 def test_client_splits_large_batches_and_keeps_order() -> None:

@@ -6,17 +6,23 @@ Order of work (each step is cheap before the next expensive one):
    is decoded before that check.
 2. ``to_tensor``: multi-frame images (animated GIF/WebP/PNG, multi-page TIFF, MPO) use their
    **first frame**, always; JPEGs are decoded in draft mode (libjpeg DCT scaling by 1/2, 1/4 or 1/8)
-   to the smallest scale whose shorter side still covers the resize target; every mode becomes
-   RGB (alpha composited over white, CMYK/YCbCr/palette converted, 16-bit and float scaled to
-   8 bits); resize of the centred square crop (shorter side → size*256/224, crop size) with
-   bicubic filtering, in one resampling pass; the EXIF orientation is applied last, on the small
-   square (a centred square crop commutes with rotations and flips, and this is the same result
-   as ``ImageOps.exif_transpose`` first).
+   to the smallest scale whose shorter side still covers the resize target; the bytes the decoded
+   frame will take in memory (Pillow's pixel size: 1 byte for L/P/1, 2 for 16-bit grey, 4 for
+   every multi-band and 32-bit mode) are checked against ``max_decoded_bytes`` before decoding
+   (formats without draft decoding hold the whole frame: a 70 KB PNG can be 144 MB of pixels);
+3. the region needed for the centre crop is then converted and reduced **strip by strip**: each
+   strip of rows becomes RGB or L in 8 bits (alpha composited over white, CMYK/YCbCr/palette
+   converted, 16-bit scaled with integer ``>> 8``, float scaled) and is box-reduced by an integer
+   factor, so the full-size image is never copied in another mode; one bicubic resampling of the
+   crop box (shorter side → size*256/224, crop size) follows; the EXIF orientation is applied
+   last, on the small square (a centred square crop commutes with rotations and flips, and this
+   is the same result as ``ImageOps.exif_transpose`` first).
 """
 
 from __future__ import annotations
 
 import io
+import math
 import struct
 import warnings
 from dataclasses import dataclass
@@ -42,6 +48,13 @@ _TRANSPOSE = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
+# Bytes per pixel of Pillow's storage (every multi-band mode is stored as 4 bytes per pixel).
+_PIXEL_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
+_DRAFT_FORMATS = ("JPEG", "MPO")
+_REDUCING_GAP = 3.0
+"""Box-reduce until the crop is at least this many times the model size, then resample (as Pillow)."""
+_STRIP_PIXELS = 1 << 20
+"""Pixels per strip while converting + reducing (~4 MB in RGBA)."""
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError, TypeError)
 
 Tensor = npt.NDArray[np.uint8]
@@ -57,8 +70,13 @@ class Prepared:
     orientation: int
 
 
-def open_image(data: bytes, max_pixels: int) -> Image.Image:
-    """Parse the header, check format and pixel budget; no pixel data is decoded yet."""
+def open_image(data: bytes, max_pixels: int, max_decoded_bytes: int | None = None) -> Image.Image:
+    """Parse the header, check format, pixel and decoded-bytes budgets; no pixel data is decoded yet.
+
+    The decoded-bytes budget is checked here for formats without draft decoding, because reading
+    their metadata may decode them (Pillow's PNG ``getexif`` loads the image to find an ``eXIf``
+    chunk after the pixels); JPEGs are checked in ``to_tensor`` at their drafted size.
+    """
     if not data:
         raise ImageError("empty body: zero bytes is not an image")
     try:
@@ -79,6 +97,8 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
         raise ImageTooLargeError(
             f"{width}x{height} = {width * height} pixels is over the budget of {max_pixels} (MAX_PIXELS)"
         )
+    if img.format not in _DRAFT_FORMATS:
+        _check_decoded(img, max_decoded_bytes)
     return img
 
 
@@ -99,24 +119,36 @@ def orientation_of(img: Image.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-def to_tensor(img: Image.Image, model: ModelInput, *, use_draft: bool = True) -> Prepared:
+def decoded_bytes(img: Image.Image) -> int:
+    """Bytes Pillow allocates to hold ``img`` decoded (at its current, possibly drafted, size)."""
+    width, height = img.size
+    return width * height * _PIXEL_BYTES.get(img.mode, 4)
+
+
+def to_tensor(
+    img: Image.Image, model: ModelInput, *, use_draft: bool = True, max_decoded_bytes: int | None = None
+) -> Prepared:
     """Decode (first frame), normalise the mode, resize + centre-crop, orient; uint8 [S,S,3]."""
+    if img.format not in _DRAFT_FORMATS:
+        _check_decoded(img, max_decoded_bytes)  # before reading EXIF, which may decode (PNG)
     orientation = orientation_of(img)
     original_width = img.size[0]
     try:
         if getattr(img, "tell", lambda: 0)() != 0:
             img.seek(0)
-        if use_draft and img.format in ("JPEG", "MPO"):
+        if use_draft and img.format in _DRAFT_FORMATS:
             target = model.resize_shorter
             img.draft("RGB" if img.mode in ("RGB", "YCbCr") else img.mode, (target, target))
+        _check_decoded(img, max_decoded_bytes)
         img.load()
         draft_scale = max(1, round(original_width / img.size[0]))
-        img = _normalise_mode(img)
         img = _resize_crop(img, model)
     except (ImageTooLargeError, ImageError):
         raise
     except Image.DecompressionBombError as exc:
         raise ImageTooLargeError(str(exc)) from exc
+    except MemoryError as exc:
+        raise ImageTooLargeError(f"image does not fit in memory: {exc}") from exc
     except _DECODE_ERRORS as exc:
         raise CorruptImageError(f"image data cannot be decoded: {exc}") from exc
     if orientation in _TRANSPOSE:
@@ -127,51 +159,103 @@ def to_tensor(img: Image.Image, model: ModelInput, *, use_draft: bool = True) ->
     return Prepared(tensor=np.ascontiguousarray(tensor), draft_scale=draft_scale, orientation=orientation)
 
 
-def prepare(data: bytes, model: ModelInput, max_pixels: int, *, use_draft: bool = True) -> Prepared:
+def prepare(
+    data: bytes, model: ModelInput, max_pixels: int, *, use_draft: bool = True, max_decoded_bytes: int | None = None
+) -> Prepared:
     """Bytes → tensor in one call (open + check + decode)."""
-    return to_tensor(open_image(data, max_pixels), model, use_draft=use_draft)
+    img = open_image(data, max_pixels, max_decoded_bytes)
+    return to_tensor(img, model, use_draft=use_draft, max_decoded_bytes=max_decoded_bytes)
 
 
-def _normalise_mode(img: Image.Image) -> Image.Image:
-    """Any Pillow mode → RGB, RGBA (composited later) or L."""
-    mode = img.mode
-    if mode in ("RGB", "L", "RGBA"):
-        return img
-    if mode == "P":
-        return img.convert("RGBA" if "transparency" in img.info else "RGB")
-    if mode in ("PA", "LA", "La", "RGBa"):
-        return img.convert("RGBA")
-    if mode == "1":
-        return img.convert("L")
-    if mode.startswith("I") or mode == "F":
-        return _high_depth_to_l(img)
-    if mode.startswith(("RGB", "BGR")):
-        return img.convert("RGB")
-    return img.convert("RGB")  # CMYK, YCbCr, LAB, HSV
-
-
-def _high_depth_to_l(img: Image.Image) -> Image.Image:
-    """16-bit / 32-bit integer and float greyscale → 8-bit L."""
-    arr = np.asarray(img)
-    if arr.dtype.kind == "f":
-        values = np.nan_to_num(arr.astype(np.float64))
-        scale = 255.0 if values.size and float(values.max()) <= 1.0 else 1.0
-        out = np.clip(values * scale, 0, 255)
-    else:
-        out = np.clip(arr.astype(np.float64) / 257.0, 0, 255)
-    return Image.fromarray(np.rint(out).astype(np.uint8), mode="L")
+def _check_decoded(img: Image.Image, max_decoded_bytes: int | None) -> None:
+    needed = decoded_bytes(img)
+    if max_decoded_bytes is not None and needed > max_decoded_bytes:
+        raise ImageTooLargeError(
+            f"{img.size[0]}x{img.size[1]} {img.mode} decodes to {needed} bytes, over the budget of "
+            f"{max_decoded_bytes} (MAX_DECODED_BYTES)"
+        )
 
 
 def _resize_crop(img: Image.Image, model: ModelInput) -> Image.Image:
-    """Shorter side → resize_shorter, centre crop → size, as one resampling of the crop box."""
+    """Shorter side → resize_shorter, centre crop → size, as one resampling of the crop box.
+
+    The region under the crop box (plus the bicubic support) is first converted to 8-bit RGB/L and
+    box-reduced by an integer factor strip by strip (what Pillow's ``reducing_gap`` does, but
+    without converting the whole image first), then resampled once.
+    """
     width, height = img.size
     side = min(width, height) * model.size / model.resize_shorter
     left = (width - side) / 2
     top = (height - side) / 2
-    box = (left, top, left + side, top + side)
-    out = img.resize((model.size, model.size), Image.Resampling.BICUBIC, box=box, reducing_gap=3.0)
-    if out.mode == "RGBA":
-        background = Image.new("RGB", out.size, (255, 255, 255))
-        background.paste(out, mask=out.getchannel("A"))
-        return background
+    factor = max(1, int(side / model.size / _REDUCING_GAP))
+    support = 2 * side / model.size + factor  # bicubic support in source pixels, plus one reduce cell
+    x0, y0 = max(0, math.floor(left - support)), max(0, math.floor(top - support))
+    x1, y1 = min(width, math.ceil(left + side + support)), min(height, math.ceil(top + side + support))
+    region = _convert_reduced(img, (x0, y0, x1, y1), factor)
+    box = ((left - x0) / factor, (top - y0) / factor, (left + side - x0) / factor, (top + side - y0) / factor)
+    return region.resize((model.size, model.size), Image.Resampling.BICUBIC, box=box)
+
+
+def _convert_reduced(img: Image.Image, region: tuple[int, int, int, int], factor: int) -> Image.Image:
+    """8-bit RGB or L of ``img[region]`` reduced by ``factor``, converted in strips of rows."""
+    x0, y0, x1, y1 = region
+    width = x1 - x0
+    rows = max(factor, _STRIP_PIXELS // max(1, width) // factor * factor)
+    float_scale = _float_scale(img) if img.mode == "F" else 1.0
+    out: Image.Image | None = None
+    for top in range(y0, y1, rows):
+        strip = _to_8bit(img.crop((x0, top, x1, min(y1, top + rows))), float_scale)
+        if factor > 1:
+            strip = strip.reduce(factor)
+        if out is None:
+            out = Image.new(strip.mode, (strip.width, -(-(y1 - y0) // factor)))
+        out.paste(strip, (0, (top - y0) // factor))
+    assert out is not None  # the region is never empty
     return out
+
+
+def _float_scale(img: Image.Image) -> float:
+    """Float images in 0..1 are scaled to 0..255 (decided on the whole image, not per strip)."""
+    low, high = img.getextrema()
+    return 255.0 if isinstance(high, float) and math.isfinite(high) and high <= 1.0 else 1.0
+
+
+def _to_8bit(img: Image.Image, float_scale: float = 1.0) -> Image.Image:
+    """Any Pillow mode → 8-bit RGB or L; alpha is composited over white here, before resampling.
+
+    Compositing first and averaging after is the same as Pillow's premultiplied-alpha resampling
+    followed by compositing (both are linear in the premultiplied colours).
+    """
+    mode = img.mode
+    if mode in ("RGB", "L"):
+        return img
+    if mode == "1":
+        return img.convert("L")
+    if mode.startswith("I") or mode == "F":
+        return _high_depth_to_l(img, float_scale)
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif mode in ("LA", "La", "PA"):
+        img = img.convert("RGBA")
+    elif mode == "RGBa":
+        img = img.convert("RGBA")
+    elif mode != "RGBA":
+        return img.convert("RGB")  # CMYK, YCbCr, LAB, HSV, RGBX, BGR;*
+    if img.mode == "RGB":
+        return img
+    background = Image.new("RGB", img.size, (255, 255, 255))
+    background.paste(img, mask=img.getchannel("A"))
+    return background
+
+
+def _high_depth_to_l(img: Image.Image, float_scale: float) -> Image.Image:
+    """16-bit / 32-bit integer and float greyscale → 8-bit L (integer maths for integers)."""
+    arr = np.asarray(img)
+    if arr.dtype.kind == "f":
+        values = np.nan_to_num(arr, nan=0.0, posinf=255.0, neginf=0.0) * float_scale
+        out = np.rint(np.clip(values, 0, 255)).astype(np.uint8)
+    elif arr.dtype.itemsize == 2:
+        out = (arr.astype(np.uint16, copy=False) >> 8).astype(np.uint8)
+    else:
+        out = (np.clip(arr, 0, 65535) >> 8).astype(np.uint8)
+    return Image.fromarray(out, mode="L")

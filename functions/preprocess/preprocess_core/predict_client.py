@@ -7,9 +7,13 @@ per image: ``{"bucket","key","etag","metadata"}`` for stored objects (predict re
 ``{"metadata"}`` otherwise.
 
 A batch whose body would exceed ``max_request_bytes`` (default 5 MB, OCI's invoke cap is 6 MB) is
-split into several calls. Connection errors and 502/503/504 are retried with exponential backoff,
-then ``predict_unavailable``. Our Fn call id travels in ``Fn-Call-Id`` (replaced by the Fn agent on
-the way in) and ``X-Parent-Call-Id`` (kept).
+split into several calls. Connection errors and 502/503/504 (also 408/429, and the same as
+``Fn-Http-Status``) are retried with exponential backoff, then ``predict_unavailable``; other 5xx,
+and answers that are not predict's, are ``predict_failed`` (502: the event is delivered again).
+A client error from predict (4xx, or an error body on a 200 — predict sends its 4xx that way on
+``/invoke``: ``invalid_shape``, ``invalid_value``, ...) is permanent: the images of that request are
+reported in ``PredictAnswer.rejected`` (``predict_rejected``, 422) and never retried. Our Fn call
+id travels in ``Fn-Call-Id`` (replaced by the Fn agent on the way in) and ``X-Parent-Call-Id`` (kept).
 """
 
 from __future__ import annotations
@@ -26,20 +30,27 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .errors import PredictError, PredictTimeoutError, PredictUnavailableError
+from .errors import PredictError, PredictRejectedError, PredictTimeoutError, PredictUnavailableError
 
 log = logging.getLogger(__name__)
-_RETRY_STATUSES = {502, 503, 504}
+_RETRY_STATUSES = {408, 429, 502, 503, 504}
+_SERVER_CODES = {"config_error", "model_corrupt", "model_unavailable", "storage_unavailable", "internal_error"}
+"""predict's server-side error codes (docs/contracts.md §6): retryable even if they come with a 200."""
 
 
 @dataclass(frozen=True)
 class PredictAnswer:
-    """Predictions in input order plus the model that made them."""
+    """Predictions in input order plus the model that made them.
+
+    ``rejected`` maps the index of every image whose request predict refused (a client error) to
+    that error; their entries in ``predictions`` are empty.
+    """
 
     predictions: list[dict[str, Any]]
     model: dict[str, Any] = field(default_factory=dict)
     calls: int = 1
     request_bytes: int = 0
+    rejected: dict[int, PredictRejectedError] = field(default_factory=dict)
 
 
 def encode_request(
@@ -95,7 +106,10 @@ def parse_answer(body: bytes, header_length: str | None) -> dict[str, Any]:
         raise PredictError("predict answered JSON that is not an object")
     if "error" in answer:
         err = answer["error"] if isinstance(answer["error"], dict) else {"message": str(answer["error"])}
-        raise PredictError(f"predict refused the request: {err.get('code', '?')}: {err.get('message', '')}")
+        text = f"{err.get('code', '?')}: {err.get('message', '')}"
+        if err.get("code") in _SERVER_CODES:
+            raise PredictError(f"predict failed: {text}")
+        raise PredictRejectedError(f"predict refused the request: {text}")
     params = answer.get("parameters") if isinstance(answer.get("parameters"), dict) else {}
     native = params.get("fnvision") if params else None
     if isinstance(native, str):
@@ -158,6 +172,7 @@ class PredictClient:
         per_image = int(np.prod(batch.shape[1:]))
         sizes = [len(json.dumps(s, default=str)) for s in sources]
         predictions: list[dict[str, Any]] = []
+        rejected: dict[int, PredictRejectedError] = {}
         model: dict[str, Any] = {}
         total_bytes = 0
         groups = split_batches(len(sources), per_image, sizes, self.max_request_bytes)
@@ -169,13 +184,21 @@ class PredictClient:
                 top_k=self.top_k,
             )
             total_bytes += len(body)
-            answer = self._call(body, head_len, call_id)
+            try:
+                answer = self._call(body, head_len, call_id)
+            except PredictRejectedError as exc:
+                log.warning("predict rejected a request", extra={"images": len(group), "why": exc.message})
+                rejected.update((i, exc) for i in group)
+                predictions.extend({} for _ in group)
+                continue
             got = answer["predictions"]
             if len(got) != len(group):
                 raise PredictError(f"predict returned {len(got)} predictions for {len(group)} images")
             predictions.extend(got)
             model = answer.get("model") or model
-        return PredictAnswer(predictions=predictions, model=model, calls=len(groups), request_bytes=total_bytes)
+        return PredictAnswer(
+            predictions=predictions, model=model, calls=len(groups), request_bytes=total_bytes, rejected=rejected
+        )
 
     def _call(self, body: bytes, head_len: int, call_id: str | None) -> dict[str, Any]:
         headers = {
@@ -198,18 +221,17 @@ class PredictClient:
                     raise PredictTimeoutError(f"predict did not answer within {self.timeout}s") from exc
                 last = f"connection failed: {reason}"
             else:
-                if status in _RETRY_STATUSES:
-                    last = f"HTTP {status}: {resp_body[:200]!r}"
-                elif status >= 400:
-                    # A trigger passes predict's error status and JSON body through.
-                    parse_answer(resp_body, None)
-                    raise PredictError(f"predict answered HTTP {status}")
+                http_status = resp_headers.get("fn-http-status", "")
+                real = int(http_status) if status < 300 and http_status.isdigit() else status
+                if real in _RETRY_STATUSES:
+                    last = f"HTTP {real}: {resp_body[:200]!r}"
+                elif real >= 500:
+                    raise PredictError(f"predict failed: HTTP {real}: {resp_body[:300]!r}")
+                elif real >= 400:
+                    # A trigger passes predict's error status and JSON body through: a client error.
+                    raise PredictRejectedError(f"predict refused the request: HTTP {real}: {resp_body[:300]!r}")
                 else:
-                    http_status = resp_headers.get("fn-http-status", "")
-                    if http_status.isdigit() and int(http_status) in _RETRY_STATUSES:
-                        last = f"Fn-Http-Status {http_status}"
-                    else:
-                        return parse_answer(resp_body, resp_headers.get("inference-header-content-length"))
+                    return parse_answer(resp_body, resp_headers.get("inference-header-content-length"))
             if attempt < self.attempts:
                 delay = self.backoff * 2 ** (attempt - 1)
                 log.warning("predict call failed, retrying", extra={"attempt": attempt, "why": last, "delay": delay})

@@ -2,12 +2,18 @@
 
 Pure: everything outside (storage, web, predict, clock) comes in through ``Deps``.
 
-Failure policy:
-- An object that cannot be decoded (not an image, truncated, bomb, too large) gets a failure
-  record (docs/contracts.md §5, conditional put) and the other images carry on: one bad record
-  never sinks the batch.
-- Storage-event calls (``from_event``) always answer 200 with a status per item; only a predict
-  failure fails the whole call (so webhook senders retry).
+Failure policy ("nothing lost": every object of an event ends with a result, a failure record,
+or a failed call that its event source delivers again):
+- A *permanent* per-object failure (missing object, not an image, truncated, bomb, too large,
+  predict rejected the image) gets a failure record (docs/contracts.md §5, conditional put) and the
+  other images carry on: one bad record never sinks the batch.
+- A *retryable* per-object failure (storage read error, or a failure record that could not be
+  written) on a storage-event call (``from_event``) fails the whole call with 502 ``storage_error``
+  once the good images have been predicted and recorded; the retry is safe because results and
+  failure records are written with a conditional put (done items answer "exists").
+- Otherwise storage-event calls answer 200 with a status per item; a predict failure fails the
+  whole call. Events with more than ``MAX_IMAGES`` objects are processed in chunks of
+  ``MAX_IMAGES`` (one predict call each, tensors released in between).
 - A direct request for exactly one image (`{"bucket","key"}`, `{"url"}`, one upload) answers
   with that image's error and status (404, 413, 415, 422, ...).
 """
@@ -28,6 +34,7 @@ import numpy.typing as npt
 from . import images, metadata
 from .errors import (
     ImageError,
+    ObjectNotFoundError,
     PreprocessError,
     RefusedSourceError,
     StorageError,
@@ -101,33 +108,29 @@ def describe(item: Input) -> dict[str, Any]:
 
 
 def run(request: ParsedRequest, deps: Deps, call_id: str | None) -> dict[str, Any]:
-    """Process every input, call predict once (or a few times for big batches), answer per item."""
+    """Process every input, call predict once per chunk of MAX_IMAGES (or per size cap), answer per item."""
     started = time.perf_counter()
     settings = deps.settings
-    items: list[_Item] = []
     ignored = list(request.ignored)
+    inputs: list[Input] = []
     for inp in request.inputs:
-        if isinstance(inp, ObjectRef) and is_results_location(
-            inp.bucket, inp.key, settings.results_bucket, settings.results_prefix
+        if (
+            request.from_event
+            and isinstance(inp, ObjectRef)
+            and is_results_location(inp.bucket, inp.key, settings.results_bucket, settings.results_prefix)
         ):
-            if request.from_event:
-                ignored.append(Ignored("results_location", inp.event_type, f"{inp.bucket}/{inp.key}"))
-                continue
-        items.append(_prepare(inp, deps, call_id))
+            ignored.append(Ignored("results_location", inp.event_type, f"{inp.bucket}/{inp.key}"))
+            continue
+        inputs.append(inp)
 
-    ready = [it for it in items if it.tensor is not None]
+    items: list[_Item] = []
     model: dict[str, Any] = {}
     calls = 0
-    if ready:
-        batch = np.stack([it.tensor for it in ready if it.tensor is not None])
-        answer = deps.predictor.predict(batch, [it.source for it in ready], call_id)
-        model, calls = answer.model, answer.calls
-        for it, prediction in zip(ready, answer.predictions, strict=True):
-            it.answer["status"] = "ok"
-            it.answer["top_k"] = prediction.get("top_k", [])
-            if "result" in prediction:
-                it.answer["result"] = prediction["result"]
-            it.tensor = None
+    for start in range(0, len(inputs), settings.max_images):
+        chunk = [_prepare(inp, deps, call_id) for inp in inputs[start : start + settings.max_images]]
+        chunk_model, chunk_calls = _predict(chunk, deps, call_id)
+        model, calls = chunk_model or model, calls + chunk_calls
+        items.extend(chunk)
 
     if not request.from_event and len(items) == 1 and items[0].error is not None and not ignored:
         raise items[0].error
@@ -136,6 +139,8 @@ def run(request: ParsedRequest, deps: Deps, call_id: str | None) -> dict[str, An
         "preprocess done",
         extra={"images": len(items), "failed": failed, "ignored": len(ignored), "predict_calls": calls},
     )
+    if request.from_event:
+        _fail_if_retryable(items)
     return {
         "call_id": call_id,
         "model": model or None,
@@ -143,13 +148,63 @@ def run(request: ParsedRequest, deps: Deps, call_id: str | None) -> dict[str, An
         "ignored": [i.to_dict() for i in ignored],
         "counts": {
             "images": len(items),
-            "ok": len(ready),
+            "ok": len(items) - failed,
             "failed": failed,
             "ignored": len(ignored),
             "predict_calls": calls,
         },
         "timings": {"total_ms": round((time.perf_counter() - started) * 1000, 1)},
     }
+
+
+def _predict(chunk: list[_Item], deps: Deps, call_id: str | None) -> tuple[dict[str, Any], int]:
+    """One batched predict call (split by size inside the client) for the ready items of a chunk."""
+    ready = [it for it in chunk if it.tensor is not None]
+    if not ready:
+        return {}, 0
+    batch = np.stack([it.tensor for it in ready if it.tensor is not None])
+    for it in ready:
+        it.tensor = None
+    answer = deps.predictor.predict(batch, [it.source for it in ready], call_id)
+    for index, (it, prediction) in enumerate(zip(ready, answer.predictions, strict=True)):
+        rejected = answer.rejected.get(index)
+        if rejected is not None:
+            _fail(it, rejected, deps, call_id, stage="predict")
+            continue
+        it.answer["status"] = "ok"
+        it.answer["top_k"] = prediction.get("top_k", [])
+        if "result" in prediction:
+            it.answer["result"] = prediction["result"]
+    return answer.model, answer.calls
+
+
+def _fail_if_retryable(items: list[_Item]) -> None:
+    """On event calls, fail the call (502) if an object could be lost: a retryable error or no record."""
+    lost = [
+        it
+        for it in items
+        if (it.error is not None and it.error.status >= 500)
+        or (isinstance(it.answer.get("failure"), dict) and it.answer["failure"].get("status") == "error")
+    ]
+    if not lost:
+        return
+    log.error(
+        "event call fails so that it is delivered again",
+        extra={"lost": [it.answer for it in lost], "images": len(items)},
+    )
+    first = lost[0].answer
+    why = first.get("failure", {}).get("error") or first.get("error") or {}
+    raise StorageError(
+        f"{len(lost)} of {len(items)} objects could not be read or recorded "
+        f"(first: {_name(first)}: {why.get('code', '?')}: {why.get('message', '')}); "
+        "the call fails so that the event is delivered again (done objects then answer 'exists')"
+    )
+
+
+def _name(answer: dict[str, Any]) -> str:
+    if "bucket" in answer:
+        return f"s3://{answer['bucket']}/{answer['key']}"
+    return str(answer.get("url") or answer.get("upload") or "?")
 
 
 def _prepare(inp: Input, deps: Deps, call_id: str | None) -> _Item:
@@ -193,11 +248,10 @@ def _prepare(inp: Input, deps: Deps, call_id: str | None) -> _Item:
                 upload=inp.name, size=len(data), content_type=inp.content_type, origin="upload"
             )
     except PreprocessError as exc:
-        item.error = exc
-        item.answer.update(status="failed", error=exc.to_dict())
-        if isinstance(exc, TooLargeError) and isinstance(inp, ObjectRef) and inp.etag:
-            # Too many bytes is a permanent property of this object version: record it.
-            failed = metadata.source_info(
+        if isinstance(exc, (TooLargeError, ObjectNotFoundError)) and isinstance(inp, ObjectRef) and inp.etag.strip('"'):
+            # Too many bytes, or no such object version, is permanent: record it (keyed by the
+            # event's ETag). Storage errors are not recorded: they fail an event call (retry).
+            known = metadata.source_info(
                 bucket=inp.bucket,
                 key=inp.key,
                 etag=inp.etag.strip('"'),
@@ -207,19 +261,19 @@ def _prepare(inp: Input, deps: Deps, call_id: str | None) -> _Item:
                 event_type=inp.event_type,
                 origin=inp.origin,
             )
-            item.answer["failure"] = _record_failure(deps, failed, exc, call_id)
+            item.answer["etag"] = known["etag"]
+            item.source = {"metadata": {"source": known}}
+        _fail(item, exc, deps, call_id, stage="fetch")
         return item
 
     try:
-        img = images.open_image(data, settings.max_pixels)
+        img = images.open_image(data, settings.max_pixels, settings.max_decoded_bytes)
         info = metadata.image_info(img, data, images.is_animated(img))
         exif = metadata.read_exif(img)
-        prepared = images.to_tensor(img, settings.model)
+        prepared = images.to_tensor(img, settings.model, max_decoded_bytes=settings.max_decoded_bytes)
     except (ImageError, TooLargeError) as exc:
-        item.error = exc
-        item.answer.update(status="failed", error=exc.to_dict())
-        if isinstance(inp, ObjectRef) and source.get("etag"):
-            item.answer["failure"] = _record_failure(deps, source, exc, call_id)
+        item.source = {"metadata": {"source": source}}
+        _fail(item, exc, deps, call_id, stage="decode")
         return item
 
     meta = {"source": source, "image": info, "exif": exif.to_dict(settings.store_gps)}
@@ -231,15 +285,28 @@ def _prepare(inp: Input, deps: Deps, call_id: str | None) -> _Item:
     return item
 
 
-def _record_failure(deps: Deps, source: dict[str, Any], exc: PreprocessError, call_id: str | None) -> dict[str, Any]:
-    """Write the failure record once per object version; never raises."""
+def _fail(item: _Item, exc: PreprocessError, deps: Deps, call_id: str | None, *, stage: str) -> None:
+    """Mark an item failed; objects with a known version get their failure record."""
+    item.error = exc
+    item.tensor = None
+    item.answer.update(status="failed", error=exc.to_dict())
+    meta = (item.source or {}).get("metadata") or {}
+    source = meta.get("source") or {}
+    if isinstance(item.input, ObjectRef) and source.get("etag"):
+        item.answer["failure"] = _record_failure(deps, source, exc, call_id, stage=stage)
+
+
+def _record_failure(
+    deps: Deps, source: dict[str, Any], exc: PreprocessError, call_id: str | None, *, stage: str
+) -> dict[str, Any]:
+    """Write the failure record once per object version; never raises (status "error" instead)."""
     settings = deps.settings
     key = failure_key(settings.results_prefix, source["bucket"], source["key"], source["etag"])
     document = {
         "schema": FAILURE_SCHEMA,
         "source": source,
         "error": exc.to_dict(),
-        "stage": "decode",
+        "stage": stage,
         "call_id": call_id,
         "recorded_at": deps.now().isoformat().replace("+00:00", "Z"),
     }
