@@ -330,6 +330,155 @@ def test_too_many_images() -> None:
         parse([{"bucket": "b", "key": f"k{i}"} for i in range(5)], max_images=4)
 
 
+def test_events_over_max_images_are_not_refused() -> None:
+    # The service processes them in chunks; refusing (413 → 200 on /invoke) would drop the objects.
+    event = s3_event("a.jpg")
+    event["Records"] = [copy.deepcopy(event["Records"][0]) for _ in range(5)]
+    for i, record in enumerate(event["Records"]):
+        record["s3"]["object"]["key"] = f"k{i}.jpg"
+    req = parse(event, max_images=4)
+    assert req.from_event and len(req.inputs) == 5
+
+
+# --- malformed bodies: always 400 bad_event, never a crash ------------------------------------
+
+OCI_CE01 = {"cloudEventsVersion": "0.1", "eventType": "com.oraclecloud.objectstorage.createobject"}
+S3_CREATE = {"eventSource": "aws:s3", "eventName": "ObjectCreated:Put"}
+FILER = {"event_type": "create", "key": "/buckets/b/k.jpg"}
+DEEP = 100_000
+MALFORMED: dict[str, Any] = {
+    "top_level_string": "x",
+    "top_level_number": 1,
+    "top_level_null": None,
+    "top_level_bool": True,
+    "list_of_numbers": [1, 2],
+    "nested_lists_over_depth": [[[[[[[{"url": "http://example.com/x.jpg"}]]]]]]],
+    "deep_json_lists": b"[" * DEEP + b"]" * DEEP,
+    "deep_json_objects": b'{"a":' * DEEP + b"1" + b"}" * DEEP,
+    "too_many_digits": b'{"bucket": "b", "key": "k", "etag": ' + b"9" * 5000 + b"}",
+    "invalid_utf8": b'{"url": "http://example.com/\xff.jpg"}',
+    # SNS / SQS envelopes
+    "lambda_sns_not_object": {"Records": [{"Sns": "x"}]},
+    "lambda_sns_message_number": {"Records": [{"Sns": {"Message": 5}}]},
+    "sns_message_number": {"Type": "Notification", "Message": 5},
+    "sns_message_bad_json": {"Type": "Notification", "Message": "{"},
+    "sns_type_list": {"Type": [], "Message": "x"},
+    "sqs_body_number": {"Records": [{"eventSource": "aws:sqs", "body": 5}]},
+    "sqs_body_bad_json": {"Records": [{"eventSource": "aws:sqs", "body": "{nope"}]},
+    "sqs_messages_body_list": {"Messages": [{"Body": []}]},
+    # S3 records
+    "records_entry_number": {"Records": [1]},
+    "records_entry_list": {"Records": [[]]},
+    "s3_string": {"Records": [{**S3_CREATE, "s3": "x"}]},
+    "s3_bucket_string": {"Records": [{**S3_CREATE, "s3": {"bucket": "b", "object": {"key": "k"}}}]},
+    "s3_bucket_name_number": {"Records": [{**S3_CREATE, "s3": {"bucket": {"name": 1}, "object": {"key": "k"}}}]},
+    "s3_object_list": {"Records": [{**S3_CREATE, "s3": {"bucket": {"name": "b"}, "object": []}}]},
+    "s3_key_object": {"Records": [{**S3_CREATE, "s3": {"bucket": {"name": "b"}, "object": {"key": {}}}}]},
+    "s3_etag_list": {"Records": [{**S3_CREATE, "s3": {"bucket": {"name": "b"}, "object": {"key": "k", "eTag": []}}}]},
+    "s3_event_name_object": {"Records": [{"eventName": {}, "s3": {}}]},
+    "s3_response_elements_list": {
+        "Records": [{**S3_CREATE, "responseElements": [], "s3": {"bucket": {"name": "b"}, "object": {"key": "k"}}}]
+    },
+    "s3_event_time_object": {
+        "Records": [{**S3_CREATE, "eventTime": {}, "s3": {"bucket": {"name": "b"}, "object": {"key": "k"}}}]
+    },
+    # MinIO top level
+    "minio_key_list": {"EventName": "s3:ObjectCreated:Put", "Key": []},
+    "minio_event_name_list": {"EventName": [], "Key": "b/k"},
+    # OCI Events 0.1
+    "oci_data_list": {**OCI_CE01, "data": []},
+    "oci_details_string": {**OCI_CE01, "data": {"resourceName": "k", "additionalDetails": "x"}},
+    "oci_resource_name_number": {**OCI_CE01, "data": {"resourceName": 7, "additionalDetails": {"bucketName": "b"}}},
+    "oci_event_type_object": {"cloudEventsVersion": "0.1", "eventType": {}, "data": {}},
+    "oci_event_id_list": {**OCI_CE01, "eventID": [], "data": {"resourceName": "k", "resourceId": "/n/x/b/b/o/k"}},
+    # CloudEvents 1.0 structured
+    "ce_type_object": {"specversion": "1.0", "type": {}, "data": {}},
+    "ce_id_list": {"specversion": "1.0", "type": "x", "id": [1], "data": {"url": "http://example.com/x.jpg"}},
+    "ce_data_number": {"specversion": "1.0", "type": "x", "data": 5},
+    "ce_data_base64_list": {"specversion": "1.0", "type": "x", "data_base64": [1]},
+    "ce_oci_data_string": {"specversion": "1.0", "type": "com.oraclecloud.objectstorage.createobject", "data": "x"},
+    # SeaweedFS filer webhook
+    "filer_attributes_list": {**FILER, "message": {"new_entry": {"attributes": [1]}}},
+    "filer_message_string": {**FILER, "message": "x"},
+    "filer_new_entry_list": {**FILER, "message": {"new_entry": []}},
+    "filer_event_type_list": {"event_type": [], "key": "/buckets/b/k.jpg"},
+    "filer_mime_object": {**FILER, "message": {"new_entry": {"attributes": {"mime": {}}}}},
+    # direct requests
+    "request_bucket_list": {"bucket": [], "key": "k"},
+    "request_key_number": {"bucket": "b", "key": 1},
+    "request_etag_object": {"bucket": "b", "key": "k", "etag": {}},
+    "request_url_number": {"url": 1},
+    "request_urls_mixed": {"urls": ["http://example.com/x.jpg", 2]},
+    "request_urls_object": {"urls": {}},
+    "request_name_number": {"name": 5},
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_bodies_are_bad_events(case: str) -> None:
+    body = MALFORMED[case]
+    with pytest.raises(BadEventError) as err:
+        parse(body)
+    assert err.value.status == 400 and err.value.code == "bad_event" and err.value.message
+
+
+def _mutations(value: Any, path: tuple[Any, ...] = ()) -> Any:
+    """Every (path, replacement) that puts a wrong JSON type at one node of a sample."""
+    for wrong in (None, 0, 1.5, "", "x", [], [1], {}, True):
+        yield path, wrong
+    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else []
+    for key, child in children:
+        yield from _mutations(child, (*path, key))
+
+
+def _replace(value: Any, path: tuple[Any, ...], new: Any) -> Any:
+    if not path:
+        return new
+    out = copy.deepcopy(value)
+    node = out
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = new
+    return out
+
+
+SAMPLES = {
+    "aws": load("s3-put.json"),
+    "minio": load("minio-put.json"),
+    "oci": load("oci-createobject.json"),
+    "minio_top": {"EventName": "s3:ObjectCreated:Put", "Key": "images/a b.jpg"},
+    "filer": {**FILER, "message": {"new_entry": {"attributes": {"file_size": 3, "mime": "image/jpeg"}}}},
+    "ce": {"specversion": "1.0", "type": "x", "id": "1", "data": {"bucket": "b", "key": "k"}},
+    "sns": {"Type": "Notification", "Message": {"Records": load("s3-put.json")["Records"]}},
+    "sqs": {"Records": [{"eventSource": "aws:sqs", "body": {"url": "https://example.com/a.jpg"}}]},
+    "request": [{"bucket": "b", "key": "k", "etag": "e"}, {"urls": ["https://example.com/a.jpg"]}],
+}
+
+
+@pytest.mark.parametrize("sample", sorted(SAMPLES))
+def test_a_wrong_type_anywhere_is_a_client_error_or_accepted_never_a_crash(sample: str) -> None:
+    from preprocess_core.errors import PreprocessError
+
+    tried = 0
+    for path, wrong in _mutations(SAMPLES[sample]):
+        body = json.dumps(_replace(SAMPLES[sample], path, wrong)).encode()
+        tried += 1
+        try:
+            req = parse_request(body, JSON)
+        except PreprocessError as exc:
+            assert exc.code == "bad_event", (path, wrong, exc)
+            continue
+        except Exception as exc:  # noqa: BLE001 - the point of the test
+            pytest.fail(f"{sample}: {path} = {wrong!r} crashed with {type(exc).__name__}: {exc}")
+        for item in req.inputs:  # what was accepted is well typed
+            if isinstance(item, ObjectRef):
+                assert all(isinstance(v, str) and v for v in (item.bucket, item.key)), (path, wrong, item)
+                assert isinstance(item.etag, str)
+            elif isinstance(item, UrlRef):
+                assert isinstance(item.url, str) and item.url
+    assert tried > 20
+
+
 def test_quote_and_quote_plus_agree_on_decoding() -> None:
     # A client that used %20 instead of + (quote) must decode the same way.
     event = s3_event("a b.jpg")

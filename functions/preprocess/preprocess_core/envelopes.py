@@ -36,14 +36,16 @@ def loads_json(text: str | bytes, what: str) -> Any:
     """Parse JSON or raise BadEventError naming what was being parsed."""
     try:
         return json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, too many digits, bad UTF-8
         raise BadEventError(f"{what} is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise BadEventError(f"{what} is nested too deeply") from exc
 
 
 def sns_message(payload: Mapping[str, Any]) -> tuple[str, Any] | None:
     """Unwrap an SNS HTTP(S) delivery: returns (sns type, parsed Message or None)."""
     kind = payload.get("Type")
-    if kind not in SNS_TYPES or "Message" not in payload:
+    if not isinstance(kind, str) or kind not in SNS_TYPES or "Message" not in payload:
         return None
     if kind != "Notification":
         return str(kind), None
@@ -75,6 +77,8 @@ def lambda_sns_messages(payload: Mapping[str, Any]) -> list[Any] | None:
     """Unwrap SNS-to-Lambda style records: `Records[].Sns.Message`."""
     records = payload.get("Records")
     if isinstance(records, list) and records and all(isinstance(r, dict) and "Sns" in r for r in records):
+        if not all(isinstance(r["Sns"], dict) for r in records):
+            raise BadEventError("SNS record whose `Sns` is not an object")
         return [_maybe_json(r["Sns"].get("Message"), "SNS Message") for r in records]
     return None
 
@@ -96,8 +100,10 @@ def structured_cloudevent(payload: Mapping[str, Any]) -> CloudEvent | None:
         data = _data_from_bytes(raw, _opt(payload.get("datacontenttype")))
     elif isinstance(data, str) and _is_json_type(_opt(payload.get("datacontenttype"))):
         data = loads_json(data, "CloudEvent data")
+    if not isinstance(payload["type"], str) or not payload["type"]:
+        raise BadEventError("CloudEvent `type` must be a non-empty string")
     return CloudEvent(
-        type=str(payload["type"]),
+        type=payload["type"],
         id=_opt(payload.get("id")),
         time=_opt(payload.get("time")),
         source=_opt(payload.get("source")),
@@ -143,4 +149,8 @@ def _data_from_bytes(raw: bytes, content_type: str | None) -> Any:
 
 
 def _opt(value: Any) -> str | None:
-    return None if value is None else str(value)
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise BadEventError(f"CloudEvent attribute of type {type(value).__name__} where a string is expected")

@@ -5,88 +5,47 @@ Ceph, moto), MinIO top-level `EventName`/`Key`, SNS and SQS envelopes, SeaweedFS
 `{"bucket","key"}`, `{"url"}`, Classy `{"name": url}`, JSON lists of those, raw `image/*` bodies and
 multipart uploads.
 
-Key decoding is per source: S3-style `Records` keys are form-encoded (`unquote_plus`: `+` → space,
-`%2F` → `/`); every other source carries raw keys, where a literal `+` stays a `+`.
+This module recognises the door and unwraps envelopes; storage notifications are parsed by
+``storage_events`` (where keys are decoded per source), and the input types live in ``inputs``
+(re-exported here). Malformed bodies — invalid or too deeply nested JSON, wrong JSON types at any
+level — are a ``BadEventError`` (400 ``bad_event``), never a crash.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
-from urllib.parse import unquote_plus
 
-from . import envelopes, multipart
+from . import envelopes, multipart, storage_events
 from .errors import BadEventError, TooManyImagesError
+from .inputs import Ignored, Input, ObjectRef, ParsedRequest, Upload, UrlRef
+from .storage_events import OCI_CREATE_TYPES, OCI_PREFIX
 
-OCI_PREFIX = "com.oraclecloud.objectstorage."
-OCI_CREATE_TYPES = frozenset({OCI_PREFIX + "createobject", OCI_PREFIX + "updateobject"})
+__all__ = [
+    "OCI_CREATE_TYPES",
+    "OCI_PREFIX",
+    "Ignored",
+    "Input",
+    "ObjectRef",
+    "ParsedRequest",
+    "Upload",
+    "UrlRef",
+    "looks_like_image",
+    "parse_request",
+]
 _MAX_DEPTH = 5
 _IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
-
-
-@dataclass(frozen=True)
-class ObjectRef:
-    """An object in S3-compatible storage, with what the event said about it."""
-
-    bucket: str
-    key: str
-    etag: str = ""
-    size: int | None = None
-    content_type: str | None = None
-    event_id: str | None = None
-    event_time: str | None = None
-    event_type: str | None = None
-    origin: str = "request"
-    """Which door: request, oci, aws, minio, ceph, s3, seaweedfs, cloudevent."""
-
-
-@dataclass(frozen=True)
-class UrlRef:
-    """An image on the web."""
-
-    url: str
-
-
-@dataclass(frozen=True)
-class Upload:
-    """Image bytes that came in the request itself."""
-
-    name: str
-    data: bytes = field(repr=False)
-    content_type: str | None = None
-
-
-Input = ObjectRef | UrlRef | Upload
-
-
-@dataclass(frozen=True)
-class Ignored:
-    """An event acknowledged without work (test events, deletions, ...)."""
-
-    reason: str
-    event_type: str | None = None
-    detail: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form for the answer."""
-        return {k: v for k, v in self.__dict__.items() if v is not None}
-
-
-@dataclass
-class ParsedRequest:
-    """What one call asks for."""
-
-    inputs: list[Input] = field(default_factory=list)
-    ignored: list[Ignored] = field(default_factory=list)
-    from_event: bool = False
-    """True for storage-event doors: failures are answered per item, never for the whole batch."""
 
 
 def parse_request(
     body: bytes, headers: Mapping[str, str], *, max_images: int = 32, default_bucket: str = ""
 ) -> ParsedRequest:
-    """Turn a request body + lower-cased headers into inputs; raise BadEventError if unrecognised."""
+    """Turn a request body + lower-cased headers into inputs; raise BadEventError if unrecognised.
+
+    Direct requests and uploads are limited to ``max_images`` (413); storage events are not (the
+    service processes them in chunks: refusing would drop the objects).
+    """
     content_type = headers.get("content-type", "")
     base = content_type.split(";")[0].strip().lower()
     ce = envelopes.binary_cloudevent(headers, body)
@@ -109,7 +68,7 @@ def parse_request(
     if not out.inputs and not out.ignored:
         raise BadEventError("the request names no image")
     out.inputs = _dedupe(out.inputs)
-    if len(out.inputs) > max_images:
+    if len(out.inputs) > max_images and not out.from_event:
         raise TooManyImagesError(f"{len(out.inputs)} images in one call; the limit is {max_images} (MAX_IMAGES)")
     return out
 
@@ -148,7 +107,7 @@ def _payload(payload: Any, out: ParsedRequest, depth: int, default_bucket: str =
         out.from_event = True
         kind, message = sns
         if message is None:
-            out.ignored.append(Ignored("sns_" + _snake(kind), detail=_opt_str(payload.get("TopicArn"))))
+            out.ignored.append(Ignored("sns_" + _snake(kind), detail=storage_events.opt_str(payload.get("TopicArn"))))
         else:
             _payload(message, out, depth + 1)
         return
@@ -162,7 +121,7 @@ def _payload(payload: Any, out: ParsedRequest, depth: int, default_bucket: str =
     if isinstance(payload.get("Records"), list):
         out.from_event = True
         for record in payload["Records"]:
-            _s3_record(record, out)
+            storage_events.s3_record(record, out)
         return
     if payload.get("Event") == "s3:TestEvent":
         out.from_event = True
@@ -170,7 +129,7 @@ def _payload(payload: Any, out: ParsedRequest, depth: int, default_bucket: str =
         return
     if "cloudEventsVersion" in payload or str(payload.get("eventType", "")).startswith(OCI_PREFIX):
         out.from_event = True
-        _oci_event(payload, out)
+        storage_events.oci_event(payload, out)
         return
     ce = envelopes.structured_cloudevent(payload)
     if ce is not None:
@@ -179,11 +138,11 @@ def _payload(payload: Any, out: ParsedRequest, depth: int, default_bucket: str =
         return
     if "EventName" in payload or "EventType" in payload:
         out.from_event = True
-        _minio_top_level(payload, out)
+        storage_events.minio_top_level(payload, out)
         return
     if "event_type" in payload and str(payload.get("key", "")).startswith("/buckets/"):
         out.from_event = True
-        _seaweedfs_filer(payload, out)
+        storage_events.seaweedfs_filer(payload, out)
         return
     _request(payload, out, default_bucket)
 
@@ -195,8 +154,8 @@ def _request(payload: dict[str, Any], out: ParsedRequest, default_bucket: str) -
         key = payload.get("key")
         if not isinstance(bucket, str) or not bucket or not isinstance(key, str) or not key:
             raise BadEventError("`bucket` and `key` must be non-empty strings")
-        etag = payload.get("etag") or ""
-        out.inputs.append(ObjectRef(bucket=bucket, key=key, etag=str(etag)))
+        etag = storage_events.text(payload, "etag", "request") or ""
+        out.inputs.append(ObjectRef(bucket=bucket, key=key, etag=etag))
         return
     if "url" in payload or "urls" in payload:
         urls = payload.get("urls") if "urls" in payload else [payload.get("url")]
@@ -212,81 +171,13 @@ def _request(payload: dict[str, Any], out: ParsedRequest, default_bucket: str) -
     raise BadEventError(f"unrecognised request (keys: {keys or 'none'})")
 
 
-def _s3_record(record: Any, out: ParsedRequest) -> None:
-    """One S3 notification record (AWS, MinIO, Ceph, moto): keys are form-encoded."""
-    if not isinstance(record, dict) or not isinstance(record.get("s3"), dict):
-        out.ignored.append(Ignored("unsupported_record", detail=_opt_str(_get(record, "eventSource"))))
-        return
-    name = str(record.get("eventName") or "")
-    event_type = name[3:] if name.startswith("s3:") else name
-    if not event_type.startswith("ObjectCreated"):
-        out.ignored.append(Ignored("not_a_create_event", event_type=name or None))
-        return
-    s3 = record["s3"]
-    bucket = _get(s3, "bucket", "name")
-    obj = s3.get("object") if isinstance(s3.get("object"), dict) else {}
-    raw_key = obj.get("key")
-    if not isinstance(bucket, str) or not bucket or not isinstance(raw_key, str) or not raw_key:
-        raise BadEventError("S3 record without s3.bucket.name / s3.object.key")
-    source = str(record.get("eventSource") or "s3")
-    out.inputs.append(
-        ObjectRef(
-            bucket=bucket,
-            key=unquote_plus(raw_key),
-            etag=str(obj.get("eTag") or obj.get("etag") or ""),
-            size=_int_or_none(obj.get("size")),
-            content_type=_opt_str(obj.get("contentType")),
-            event_id=_opt_str(_get(record, "responseElements", "x-amz-request-id") or obj.get("sequencer")),
-            event_time=_opt_str(record.get("eventTime")),
-            event_type=name,
-            origin=source.split(":")[0] if ":" in source else source,
-        )
-    )
-
-
-def _oci_event(payload: dict[str, Any], out: ParsedRequest) -> None:
-    """OCI Events (CloudEvents 0.1): raw object names; tolerate fields that vary by version."""
-    event_type = str(payload.get("eventType") or "")
-    if event_type not in OCI_CREATE_TYPES:
-        out.ignored.append(Ignored("not_a_create_event", event_type=event_type or None))
-        return
-    ref = _oci_data(payload.get("data"), event_type)
-    out.inputs.append(
-        replace(ref, event_id=_opt_str(payload.get("eventID")), event_time=_opt_str(payload.get("eventTime")))
-    )
-
-
-def _oci_data(data: Any, event_type: str) -> ObjectRef:
-    if not isinstance(data, dict):
-        raise BadEventError("OCI object event without a data object")
-    found = data.get("additionalDetails")
-    details: dict[str, Any] = found if isinstance(found, dict) else {}
-    bucket = details.get("bucketName")
-    key = data.get("resourceName")
-    resource_id = str(data.get("resourceId") or "")
-    if (not bucket or not key) and "/b/" in resource_id and "/o/" in resource_id:
-        # /n/<namespace>/b/<bucket>/o/<object name>
-        after_b = resource_id.split("/b/", 1)[1]
-        bucket = bucket or after_b.split("/o/", 1)[0]
-        key = key or after_b.split("/o/", 1)[1]
-    if not isinstance(bucket, str) or not bucket or not isinstance(key, str) or not key:
-        raise BadEventError("OCI object event without bucketName / resourceName")
-    return ObjectRef(
-        bucket=bucket,
-        key=key,
-        etag=str(details.get("eTag") or ""),
-        event_type=event_type,
-        origin="oci",
-    )
-
-
 def _cloudevent(ce: envelopes.CloudEvent, out: ParsedRequest, depth: int) -> None:
     """CloudEvents 1.0: OCI object types by type, anything else by what its data contains."""
     if ce.type.startswith(OCI_PREFIX):
         if ce.type not in OCI_CREATE_TYPES:
             out.ignored.append(Ignored("not_a_create_event", event_type=ce.type))
             return
-        ref = _oci_data(ce.data, ce.type)
+        ref = storage_events.oci_data(ce.data, ce.type)
         out.inputs.append(replace(ref, event_id=ce.id, event_time=ce.time, origin="cloudevent"))
         return
     if isinstance(ce.data, bytes):
@@ -307,69 +198,6 @@ def _cloudevent(ce: envelopes.CloudEvent, out: ParsedRequest, depth: int) -> Non
             )
         out.inputs.append(item)
     out.ignored.extend(inner.ignored)
-
-
-def _minio_top_level(payload: dict[str, Any], out: ParsedRequest) -> None:
-    """MinIO webhook without Records: `Key` is `<bucket>/<unescaped key>`."""
-    name = str(payload.get("EventName") or payload.get("EventType") or "")
-    event_type = name[3:] if name.startswith("s3:") else name
-    if not event_type.startswith("ObjectCreated"):
-        out.ignored.append(Ignored("not_a_create_event", event_type=name or None))
-        return
-    full = payload.get("Key")
-    if not isinstance(full, str) or "/" not in full.strip("/"):
-        raise BadEventError("MinIO event without a `Key` of the form <bucket>/<key>")
-    bucket, key = full.split("/", 1)
-    out.inputs.append(ObjectRef(bucket=bucket, key=key, event_type=name, origin="minio"))
-
-
-def _seaweedfs_filer(payload: dict[str, Any], out: ParsedRequest) -> None:
-    """SeaweedFS filer webhook: raw path `/buckets/<bucket>/<key>`; internal paths are skipped."""
-    kind = str(payload.get("event_type"))
-    if kind not in {"create", "update"}:
-        out.ignored.append(Ignored("not_a_create_event", event_type=kind))
-        return
-    path = str(payload["key"])[len("/buckets/") :]
-    bucket, _, key = path.partition("/")
-    entry = _get(payload, "message", "new_entry")
-    if (
-        not key
-        or bucket.startswith(".")
-        or key.startswith(".uploads/")
-        or (isinstance(entry, dict) and entry.get("is_directory"))
-    ):
-        out.ignored.append(Ignored("internal_path", event_type=kind, detail=str(payload["key"])))
-        return
-    attributes = entry.get("attributes", {}) if isinstance(entry, dict) else {}
-    out.inputs.append(
-        ObjectRef(
-            bucket=bucket,
-            key=key,
-            size=_int_or_none(attributes.get("file_size")),
-            content_type=_opt_str(attributes.get("mime")) or None,
-            event_type=kind,
-            origin="seaweedfs",
-        )
-    )
-
-
-def _get(obj: Any, *path: str) -> Any:
-    for part in path:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(part)
-    return obj
-
-
-def _opt_str(value: Any) -> str | None:
-    return None if value is None or value == "" else str(value)
-
-
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return int(value) if value is not None and value != "" else None
-    except (TypeError, ValueError):
-        return None
 
 
 def _snake(name: str) -> str:
