@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import threading
 import time
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from predict_core.errors import (
     DTypeError,
     InvalidParameterError,
     ModelCorruptError,
+    ModelError,
     ShapeError,
     StorageUnavailableError,
     ValueRangeError,
@@ -206,6 +208,49 @@ def test_verify_refuses_a_changed_file(tmp_path: Path) -> None:
 def test_bad_manifest_is_corrupt() -> None:
     with pytest.raises(ModelCorruptError):
         Manifest.from_json(b'{"name": "x"}')
+
+
+FUNCTION_DIR = Path(__file__).resolve().parents[2] / "functions" / "predict"
+SAVEDMODEL = "efficientnet_lite0_savedmodel"
+
+
+@pytest.fixture
+def model_without_savedmodel(model_dir: Path, tmp_path: Path) -> Path:
+    """The model folder as the default image holds it (.dockerignore leaves the SavedModel out)."""
+    target = tmp_path / "model"
+    shutil.copytree(model_dir, target, ignore=shutil.ignore_patterns(SAVEDMODEL))
+    return target
+
+
+@pytest.mark.parametrize("verify", ["true", "false"])
+def test_litert_serves_a_model_folder_without_the_savedmodel(model_without_savedmodel: Path, verify: str) -> None:
+    settings = Settings.from_env({"MODEL_URI": str(model_without_savedmodel), "MODEL_VERIFY": verify}, "/x")
+    loaded = model_mod.load_model(settings, lambda: None)
+    assert loaded.engine.name == "litert" and len(loaded.labels) == 1000
+    assert loaded.engine.predict(np.zeros((1, 224, 224, 3), np.uint8)).shape == (1, 1000)
+
+
+@pytest.mark.parametrize("verify", ["true", "false"])
+def test_tensorflow_without_the_savedmodel_is_unavailable(model_without_savedmodel: Path, verify: str) -> None:
+    env = {"MODEL_URI": str(model_without_savedmodel), "MODEL_ENGINE": "tensorflow", "MODEL_VERIFY": verify}
+    with pytest.raises(ModelError) as info:
+        model_mod.load_model(Settings.from_env(env, "/x"), lambda: None)
+    assert (info.value.code, info.value.status) == ("model_unavailable", 503)
+    assert SAVEDMODEL in info.value.message and ".dockerignore" in info.value.message
+
+
+def test_labels_are_checked_for_every_engine(model_without_savedmodel: Path) -> None:
+    (model_without_savedmodel / "labels.json").write_text("[]")
+    with pytest.raises(ModelCorruptError, match="labels"):
+        model_mod.load_model(Settings.from_env({"MODEL_URI": str(model_without_savedmodel)}, "/x"), lambda: None)
+
+
+def test_the_image_ships_the_savedmodel_exactly_when_it_ships_tensorflow() -> None:
+    ignored = [line.strip().rstrip("/") for line in (FUNCTION_DIR / ".dockerignore").read_text().splitlines()]
+    requirements = (FUNCTION_DIR / "requirements.txt").read_text().splitlines()
+    ships_tensorflow = any(line.strip().lower().startswith("tensorflow") for line in requirements)
+    assert (f"model/{SAVEDMODEL}" not in ignored) == ships_tensorflow
+    assert "model" not in ignored and "model/efficientnet_lite0.tflite" not in ignored
 
 
 # -- results --------------------------------------------------------------------------------------
