@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import yaml
 
+from modelbuild import photos as photos_mod
 from tests.fdkproc import FdkProcess, TriggerProxy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,7 +28,6 @@ pytestmark = pytest.mark.integration
 
 
 def _photos() -> tuple[np.ndarray, list[Any]]:
-    photos_mod = pytest.importorskip("modelbuild.photos")
     photos = photos_mod.sample_photos(["chelsea", "coffee", "camera"])
     return np.stack([photos_mod.preprocess(p.image()) for p in photos]), photos
 

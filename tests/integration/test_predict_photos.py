@@ -16,6 +16,8 @@ from predict_core.classify import top_k
 from predict_core.model import load_model
 from predict_core.settings import Settings
 
+from modelbuild import photos as photos_mod
+
 pytestmark = pytest.mark.integration
 
 
@@ -25,7 +27,6 @@ def _no_s3() -> Any:
 
 @pytest.fixture(scope="module")
 def photo_batch(model_dir: Path) -> tuple[list[Any], np.ndarray]:
-    photos_mod = pytest.importorskip("modelbuild.photos")
     photos = photos_mod.sample_photos()
     batch = np.stack([photos_mod.preprocess(p.image()) for p in photos]).astype(np.float32)
     return photos, batch

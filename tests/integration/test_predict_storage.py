@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from modelbuild import photos
 from tests.fdkproc import FdkProcess
 
 REPO = Path(__file__).resolve().parents[2]
@@ -20,7 +21,6 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def image(model_dir: Path) -> np.ndarray:
-    photos = pytest.importorskip("modelbuild.photos")
     (chelsea,) = photos.sample_photos(["chelsea"])
     return photos.preprocess(chelsea.image())
 

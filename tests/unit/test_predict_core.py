@@ -32,6 +32,8 @@ from predict_core.manifest import Manifest, tree_sha256, verify
 from predict_core.results import MemoryResultStore, S3ResultStore, build_document, record
 from predict_core.settings import Settings
 
+from modelbuild.digest import tree_sha256 as modelbuild_tree_sha256
+
 MANIFEST = {
     "name": "tiny",
     "version": "2.0.0",
@@ -188,11 +190,10 @@ def test_top_k_range() -> None:
 
 
 def test_tree_sha256_matches_modelbuild(tmp_path: Path) -> None:
-    digest = pytest.importorskip("modelbuild.digest")
     (tmp_path / "variables").mkdir()
     (tmp_path / "saved_model.pb").write_bytes(b"graph")
     (tmp_path / "variables" / "v.data").write_bytes(b"\x00" * 10)
-    assert tree_sha256(tmp_path) == digest.tree_sha256(tmp_path)
+    assert tree_sha256(tmp_path) == modelbuild_tree_sha256(tmp_path)
 
 
 def test_verify_refuses_a_changed_file(tmp_path: Path) -> None:
