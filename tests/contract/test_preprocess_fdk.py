@@ -6,6 +6,7 @@ tests check exactly what preprocess sends and answers, without the model.
 
 from __future__ import annotations
 
+import io
 import json
 import socket
 import threading
@@ -25,10 +26,14 @@ FUNC = Path(__file__).resolve().parents[2] / "functions" / "preprocess" / "func.
 
 
 class FakePredict:
-    """Records OIP v2 binary requests; answers like predict (OIP with parameters.fnvision)."""
+    """Records OIP v2 binary requests; answers like predict (OIP with parameters.fnvision).
+
+    With ``reject`` set it answers as predict does on /invoke for a client error: 200 + error body.
+    """
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
+        self.reject: str | None = None
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -47,6 +52,8 @@ class FakePredict:
                 out = json.dumps(
                     {"model_name": "fake", "outputs": [], "parameters": {"fnvision": json.dumps(native)}}
                 ).encode()
+                if owner.reject:
+                    out = json.dumps({"error": {"code": owner.reject, "message": "rejected by the stub"}}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(out)))
@@ -139,6 +146,14 @@ def test_multipart_several_images_one_predict_call(fn: FdkProcess, predict: Fake
 
 ERRORS = {
     "bad_json": (b"{not json", {"Content-Type": "application/json"}, "bad_event", 400),
+    "sns_not_an_object": (b'{"Records": [{"Sns": "x"}]}', {"Content-Type": "application/json"}, "bad_event", 400),
+    "deep_nesting": (b"[" * 100_000 + b"]" * 100_000, {"Content-Type": "application/json"}, "bad_event", 400),
+    "filer_attributes_list": (
+        b'{"event_type": "create", "key": "/buckets/b/k.jpg", "message": {"new_entry": {"attributes": []}}}',
+        {"Content-Type": "application/json"},
+        "bad_event",
+        400,
+    ),
     "unknown_payload": (b'{"hello": 1}', {"Content-Type": "application/json"}, "bad_event", 400),
     "not_an_image": (b"plain text pretending", {"Content-Type": "image/jpeg"}, "not_an_image", 415),
     "zero_bytes_upload": (b"", {"Content-Type": "image/png"}, "not_an_image", 415),
@@ -236,3 +251,298 @@ def test_sns_text_plain_delivery_of_a_delete_is_acknowledged(fn: FdkProcess) -> 
     assert reply.http_status == 200 and reply.json()["ignored"] == [
         {"reason": "not_a_create_event", "event_type": "ObjectRemoved:Delete"}
     ]
+
+
+# --- configuration errors and unexpected exceptions ----------------------------------------------
+
+
+def test_invalid_log_level_is_a_config_error_not_a_crash(predict: FakePredict) -> None:
+    env = {"PREDICT_URL": predict.url, "MODEL_INPUT_SIZE": "224", "LOG_LEVEL": "LOUD"}
+    with FdkProcess(FUNC, env=env) as proc:
+        invoke = proc.call(JPEG, {"Content-Type": "image/jpeg"})
+        assert invoke.status == 502  # server-side: Fn records a failed call
+        error = invoke.json()["error"]
+        assert error["code"] == "config_error" and "LOG_LEVEL" in error["message"]
+        trigger = proc.call(JPEG, {"Content-Type": "image/jpeg"}, gateway=True)
+        assert trigger.http_status == 500 and trigger.json()["error"]["code"] == "config_error"
+        assert proc.alive()
+
+
+def test_without_manifest_or_input_size_the_function_says_so(predict: FakePredict, tmp_path: Path) -> None:
+    # A copy of the function folder without model_manifest.json (what `make model` writes).
+    import shutil
+
+    func_dir = tmp_path / "preprocess"
+    shutil.copytree(FUNC.parent, func_dir, ignore=shutil.ignore_patterns("model_manifest.json", "__pycache__"))
+    with FdkProcess(func_dir / "func.py", env={"PREDICT_URL": predict.url, "MODEL_INPUT_SIZE": ""}) as proc:
+        reply = proc.call(JPEG, {"Content-Type": "image/jpeg"}, gateway=True)
+        assert reply.http_status == 500 and reply.json()["error"]["code"] == "config_error"
+        assert "MODEL_INPUT_SIZE" in reply.json()["error"]["message"]
+    if MANIFEST.exists():  # with the copy in place, the input size comes from predict's manifest
+        shutil.copy(MANIFEST, func_dir / "model_manifest.json")
+        with FdkProcess(func_dir / "func.py", env={"PREDICT_URL": predict.url, "MODEL_INPUT_SIZE": ""}) as proc:
+            before = len(predict.requests)
+            assert proc.call(JPEG, {"Content-Type": "image/jpeg"}, gateway=True).http_status == 200
+            size = json.loads(MANIFEST.read_text())["input"]["shape"][1]
+            assert predict.requests[before]["tensor"].shape == (1, size, size, 3)
+
+
+def test_unexpected_exception_is_answered_as_internal_error(
+    predict: FakePredict, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncio
+    import importlib.util
+
+    from fdk import fixtures
+
+    monkeypatch.setenv("PREDICT_URL", predict.url)
+    monkeypatch.setenv("MODEL_INPUT_SIZE", "224")
+    spec = importlib.util.spec_from_file_location("preprocess_func_catchall", FUNC)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def boom(*args: Any, **kwargs: Any) -> Any:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(module.service, "run", boom)
+    monkeypatch.setattr(module.jsonlog, "configure", lambda *a, **k: None)  # keep pytest's logging as is
+
+    async def call(gateway: bool) -> tuple[Any, int, Any]:
+        coro = await fixtures.setup_fn_call(
+            module.handler, content=io.BytesIO(JPEG), headers={"Content-Type": "image/jpeg"}, gateway=gateway
+        )
+        return await coro
+
+    body, status, headers = asyncio.run(call(False))
+    assert status == 502 and json.loads(body)["error"]["code"] == "internal_error"
+    body, status, headers = asyncio.run(call(True))
+    assert status == 200 and headers.get("fn-http-status") == "500"
+    assert any(r.exc_info and r.exc_info[0] is KeyError for r in caplog.records)  # traceback logged
+
+
+# --- every storage-event door through the real process, with SeaweedFS ---------------------------
+
+MANIFEST = FUNC.parents[1] / "predict" / "model" / "manifest.json"
+ODD_KEY = "in/my cat+1 ü.jpg"
+
+
+class ImageServer:
+    """A loopback HTTP server with one image, for the URL doors."""
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                body, status = (JPEG, 200) if self.path == "/cat.jpg" else (b"nope", 404)
+                self.send_response(status)
+                self.send_header("Content-Type", "image/jpeg")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def images_http() -> Iterator[ImageServer]:
+    server = ImageServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def fn_s3(predict: FakePredict, seaweed: Any) -> Iterator[FdkProcess]:
+    env = {
+        **seaweed.env(),
+        "PREDICT_URL": predict.url,
+        "MODEL_INPUT_SIZE": "224",
+        "URL_ALLOW_HOSTS": "127.0.0.1",
+        "RESULTS_BUCKET": "results",
+        "PREDICT_ATTEMPTS": "1",
+    }
+    with FdkProcess(FUNC, env=env) as proc:
+        yield proc
+
+
+def _s3_records(bucket: str, key: str, etag: str, source: str = "minio:s3") -> dict[str, Any]:
+    from urllib.parse import quote_plus
+
+    record = {
+        "eventSource": source,
+        "eventName": "s3:ObjectCreated:Put",
+        "eventTime": "2026-01-01T00:00:00.000Z",
+        "s3": {"bucket": {"name": bucket}, "object": {"key": quote_plus(key, safe=""), "eTag": etag}},
+    }
+    return {"Records": [record]}
+
+
+def _minio_webhook(bucket: str, key: str, etag: str) -> tuple[bytes, str]:
+    event = {"EventName": "s3:ObjectCreated:Put", "Key": f"{bucket}/{key}", **_s3_records(bucket, key, etag)}
+    return json.dumps(event).encode(), "application/json"
+
+
+def _minio_webhook_without_records(bucket: str, key: str, etag: str) -> tuple[bytes, str]:
+    return json.dumps({"EventName": "s3:ObjectCreated:Put", "Key": f"{bucket}/{key}"}).encode(), "application/json"
+
+
+def _sqs_wrapped(bucket: str, key: str, etag: str) -> tuple[bytes, str]:
+    records = _s3_records(bucket, key, etag, "aws:s3")
+    message = {"messageId": "m-1", "receiptHandle": "r", "eventSource": "aws:sqs", "body": json.dumps(records)}
+    return json.dumps({"Records": [message]}).encode(), "application/json"
+
+
+def _sns_wrapped(bucket: str, key: str, etag: str) -> tuple[bytes, str]:
+    records = _s3_records(bucket, key, etag, "aws:s3")
+    envelope = {"Type": "Notification", "MessageId": "n-1", "TopicArn": "arn:t", "Message": json.dumps(records)}
+    return json.dumps(envelope).encode(), "text/plain; charset=UTF-8"  # SNS HTTP subscriptions send text/plain
+
+
+def _cloudevent_structured(bucket: str, key: str, etag: str) -> tuple[bytes, str]:
+    event = {
+        "specversion": "1.0",
+        "type": "com.oraclecloud.objectstorage.createobject",
+        "source": "/service/objectstorage",
+        "id": "ce-1",
+        "time": "2026-01-01T00:00:00Z",
+        "datacontenttype": "application/json",
+        "data": {"resourceName": key, "additionalDetails": {"bucketName": bucket, "eTag": etag}},
+    }
+    return json.dumps(event).encode(), "application/cloudevents+json"
+
+
+DOORS = {
+    "minio_webhook": (_minio_webhook, "minio"),
+    "minio_webhook_without_records": (_minio_webhook_without_records, "minio"),
+    "sqs_wrapped_records": (_sqs_wrapped, "aws"),
+    "sns_wrapped_records": (_sns_wrapped, "aws"),
+    "cloudevents_1_0_structured": (_cloudevent_structured, "cloudevent"),
+}
+
+
+@pytest.mark.parametrize("door", sorted(DOORS))
+@pytest.mark.parametrize("gateway", [False, True], ids=["invoke", "trigger"])
+def test_storage_event_doors(
+    fn_s3: FdkProcess, predict: FakePredict, s3: Any, new_bucket: Any, door: str, gateway: bool
+) -> None:
+    build, origin = DOORS[door]
+    bucket = new_bucket("door")
+    etag = s3.put_object(Bucket=bucket, Key=ODD_KEY, Body=JPEG)["ETag"].strip('"')
+    body, ctype = build(bucket, ODD_KEY, etag)
+    before = len(predict.requests)
+    reply = fn_s3.call(body, {"Content-Type": ctype}, gateway=gateway)
+    assert reply.status == 200 and reply.http_status == 200, reply.body[:500]
+    (item,) = reply.json()["predictions"]
+    assert (item["bucket"], item["key"], item["etag"], item["status"]) == (bucket, ODD_KEY, etag, "ok")
+    assert item["top_k"][0]["index"] == 281
+    (req,) = predict.requests[before:]
+    (source,) = json.loads(req["header"]["parameters"]["sources"])
+    assert (source["bucket"], source["key"], source["etag"]) == (bucket, ODD_KEY, etag)  # predict records it
+    assert source["metadata"]["source"]["origin"] == origin
+    assert req["tensor"].shape == (1, 224, 224, 3)
+
+
+@pytest.mark.parametrize("payload", ["url", "classy"])
+def test_url_doors_fetch_from_an_allow_listed_server(
+    fn_s3: FdkProcess, fn: FdkProcess, images_http: ImageServer, predict: FakePredict, payload: str
+) -> None:
+    url = f"{images_http.url}/cat.jpg"
+    body = json.dumps({"url": url} if payload == "url" else {"name": url}).encode()
+    before = len(predict.requests)
+    reply = fn_s3.call(body, {"Content-Type": "application/json"}, gateway=True)
+    assert reply.http_status == 200, reply.body[:500]
+    (item,) = reply.json()["predictions"]
+    assert item["url"] == url and item["status"] == "ok" and item["top_k"][0]["index"] == 281
+    (source,) = json.loads(predict.requests[before]["header"]["parameters"]["sources"])
+    assert set(source) == {"metadata"} and source["metadata"]["source"]["url"] == url
+    # Without the allow-list, the same loopback URL is refused before any connection.
+    refused = fn.call(body, {"Content-Type": "application/json"}, gateway=True)
+    assert refused.http_status == 422 and refused.json()["error"]["code"] == "refused_url"
+    invoke = fn.call(body, {"Content-Type": "application/json"})
+    assert invoke.status == 200 and invoke.json()["error"]["code"] == "refused_url"
+
+
+# --- nothing lost: permanent failures are recorded, transient ones fail the call ---------------------
+
+
+def test_missing_object_in_an_event_batch_gets_a_failure_record(fn_s3: FdkProcess, s3: Any, new_bucket: Any) -> None:
+    bucket = new_bucket("lost")
+    etag = s3.put_object(Bucket=bucket, Key="a.jpg", Body=JPEG)["ETag"].strip('"')
+    records = _s3_records(bucket, "a.jpg", etag)["Records"] + _s3_records(bucket, "gone.jpg", "e-gone")["Records"]
+    reply = fn_s3.call(json.dumps({"Records": records}).encode(), {"Content-Type": "application/json"})
+    assert reply.status == 200, reply.body[:500]
+    ok, gone = reply.json()["predictions"]
+    assert ok["status"] == "ok" and gone["error"]["code"] == "object_not_found"
+    assert gone["failure"] == {
+        "bucket": "results",
+        "key": f"{bucket}/gone.jpg/e-gone/failure.json",
+        "status": "created",
+    }
+    doc = json.loads(s3.get_object(Bucket="results", Key=gone["failure"]["key"])["Body"].read())
+    assert doc["stage"] == "fetch" and doc["error"]["code"] == "object_not_found"
+
+
+def test_storage_down_fails_the_event_call_so_it_is_retried(predict: FakePredict) -> None:
+    env = {
+        "PREDICT_URL": predict.url,
+        "MODEL_INPUT_SIZE": "224",
+        "S3_ENDPOINT_URL": f"http://127.0.0.1:{closed_port()}",
+        "S3_ACCESS_KEY_ID": "dev",
+        "S3_SECRET_ACCESS_KEY": "devsecret",
+        "S3_MAX_ATTEMPTS": "1",
+        "S3_CONNECT_TIMEOUT": "1",
+    }
+    body = json.dumps(_s3_records("images", "a.jpg", "e-1")).encode()
+    with FdkProcess(FUNC, env=env) as proc:
+        invoke = proc.call(body, {"Content-Type": "application/json"})
+        assert invoke.status == 502  # Fn records a failed call: the event source delivers again
+        assert (
+            invoke.json()["error"]["code"] == "storage_error"
+            and "s3://images/a.jpg" in invoke.json()["error"]["message"]
+        )
+        trigger = proc.call(body, {"Content-Type": "application/json"}, gateway=True)
+        assert trigger.http_status == 502  # a webhook sender sees 502 and retries
+
+
+def test_failure_record_that_cannot_be_written_fails_the_event_call(
+    predict: FakePredict, seaweed: Any, s3: Any, new_bucket: Any
+) -> None:
+    bucket = new_bucket("norec")
+    etag = s3.put_object(Bucket=bucket, Key="notes.jpg", Body=b"not an image")["ETag"].strip('"')
+    env = {**seaweed.env(), "PREDICT_URL": predict.url, "MODEL_INPUT_SIZE": "224", "RESULTS_BUCKET": "no-such-bucket"}
+    with FdkProcess(FUNC, env=env) as proc:
+        reply = proc.call(
+            json.dumps(_s3_records(bucket, "notes.jpg", etag)).encode(), {"Content-Type": "application/json"}
+        )
+        assert reply.status == 502 and reply.json()["error"]["code"] == "storage_error"
+
+
+def test_predict_rejection_is_recorded_and_not_retried(
+    fn_s3: FdkProcess, predict: FakePredict, s3: Any, new_bucket: Any
+) -> None:
+    bucket = new_bucket("rej")
+    etag = s3.put_object(Bucket=bucket, Key="a.jpg", Body=JPEG)["ETag"].strip('"')
+    predict.reject = "invalid_shape"
+    try:
+        reply = fn_s3.call(
+            json.dumps(_s3_records(bucket, "a.jpg", etag)).encode(), {"Content-Type": "application/json"}
+        )
+        single = fn_s3.call(JPEG, {"Content-Type": "image/jpeg"})
+        trigger = fn_s3.call(JPEG, {"Content-Type": "image/jpeg"}, gateway=True)
+    finally:
+        predict.reject = None
+    assert reply.status == 200, reply.body[:500]  # permanent: the event is not delivered again
+    (item,) = reply.json()["predictions"]
+    assert item["error"]["code"] == "predict_rejected" and item["failure"]["status"] == "created"
+    doc = json.loads(s3.get_object(Bucket="results", Key=item["failure"]["key"])["Body"].read())
+    assert doc["stage"] == "predict" and "invalid_shape" in doc["error"]["message"]
+    assert single.status == 200 and single.json()["error"]["code"] == "predict_rejected"
+    assert trigger.http_status == 422
