@@ -38,3 +38,16 @@ def test_sns_envelope_forwarded_unchanged() -> None:
     envelope = {"Type": "Notification", "MessageId": "m1", "TopicArn": "arn:aws:sns:us-east-1:1:t",
                 "Message": json.dumps(s3_records(REFS[:2])), "Timestamp": "2026-01-01T00:00:00.000Z"}
     assert _parsed(json.dumps(envelope).encode()) == _want(REFS[:2])
+
+
+def test_sns_subscription_confirmation_is_only_acknowledged() -> None:
+    # triggers/aws/README.md relies on this: preprocess neither confirms nor keeps the token
+    confirmation = {"Type": "SubscriptionConfirmation", "MessageId": "m0", "Token": "secret-token-123",
+                    "TopicArn": "arn:aws:sns:us-east-1:1:t", "Message": "You have chosen to subscribe ...",
+                    "SubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=x",
+                    "Timestamp": "2026-01-01T00:00:00.000Z"}
+    request = events.parse_request(json.dumps(confirmation).encode(), {"content-type": "text/plain"})
+    assert request.inputs == []
+    assert [(i.reason, i.detail) for i in request.ignored] == [("sns_subscription_confirmation",
+                                                               "arn:aws:sns:us-east-1:1:t")]
+    assert "secret-token-123" not in repr(request)
