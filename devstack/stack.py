@@ -76,6 +76,7 @@ class LocalStack:
 
         opts = self.options
         opts.data_dir.mkdir(parents=True, exist_ok=True)
+        (opts.data_dir / "weed-workdir").mkdir(exist_ok=True)  # weed runs there (notification.toml)
         seaweed = SeaweedFS(
             data_dir=opts.data_dir / "seaweedfs",
             base_port=opts.s3_base_port,
