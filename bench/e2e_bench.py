@@ -123,6 +123,29 @@ def measure_predict_via_fnlocal(stack: Any, jpegs: list[bytes], n: int = 60) -> 
     return {"latency_ms": summarize(times)}
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process (all its threads), from /proc."""
+    import os
+
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_role(stack: Any) -> dict[str, float]:
+    """CPU seconds so far of each part of the stack: SeaweedFS, each function's containers, this process."""
+    import os
+
+    times = {"seaweedfs": _cpu_seconds(stack.seaweed.pid), "bench process (fnlocal, adapter, client)": 0.0}
+    user, system = os.times()[:2]
+    times["bench process (fnlocal, adapter, client)"] = user + system
+    for fn in stack.fnlocal.status()["functions"]:
+        times[f"{fn['name']} containers"] = sum(_cpu_seconds(c["pid"]) for c in fn["containers"])
+    return times
+
+
 def measure_backfill(stack: Any, manifest: dict[str, Any], jpegs: list[bytes], n: int,
                      batch_size: int, concurrency: int) -> dict:
     from triggers.backfill import Backfill, Model
@@ -138,12 +161,19 @@ def measure_backfill(stack: Any, manifest: dict[str, Any], jpegs: list[bytes], n
         bucket="bulk", model=Model(manifest["name"], manifest["version"]), batch_size=batch_size,
         concurrency=concurrency, progress=False,
     )
+    cpu_before = cpu_by_role(stack)
     started = time.monotonic()
     summary = backfill.run()
     wall = time.monotonic() - started
+    cpu_after = cpu_by_role(stack)
+    per_image = {role: round((cpu_after[role] - cpu_before.get(role, 0.0)) * 1000 / max(1, summary.processed), 2)
+                 for role in cpu_after}
     return {"objects": n, "processed": summary.processed, "failed": summary.failed,
             "batch_size": batch_size, "concurrency": concurrency, "wall_s": wall,
-            "images_per_s": summary.processed / wall if wall else 0.0}
+            "plan_s": wall - summary.send_s,
+            "images_per_s": summary.processed / wall if wall else 0.0,
+            "send_images_per_s": summary.images_per_s,
+            "cpu_ms_per_image": per_image}
 
 
 def bare_model_throughput(jpegs: list[bytes], batch: int = 32, repeats: int = 5) -> dict:
@@ -206,6 +236,7 @@ def main() -> int:
           f"(batch {b['batch_size']}, concurrency {b['concurrency']}, failed {b['failed']})")
     print(f"bare LiteRT batch 32: median {bare['median']:.1f} images/s (min {bare['min']:.1f}, p95 {bare['p95']:.1f})")
     print(f"backfill / bare = {b['ratio_to_bare_median']:.2f}")
+    print("CPU per image during backfill (ms): " + ", ".join(f"{k} {v}" for k, v in b["cpu_ms_per_image"].items()))
     return 0
 
 

@@ -196,6 +196,11 @@ class SeaweedFS:
             self._log = None
 
     @property
+    def pid(self) -> int | None:
+        """Process id of `weed` while it runs (for benchmarks that account CPU per process)."""
+        return self._proc.pid if self._proc is not None else None
+
+    @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
