@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -22,7 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fnlocal import FnLocal, protocol
+from fnlocal import FnLocal
+from fnlocal.container import UnixHTTPConnection, protocol
 from fnlocal.deps import ISOLATED, MODES
 
 ECHO = '''
@@ -34,17 +34,6 @@ def handler(ctx, data: io.BytesIO = None):
 BODY = b'{"hello":"world"}'
 REPO = Path(__file__).resolve().parents[1]
 DEPS_DIR = REPO / ".local" / "fnlocal" / "deps"
-
-
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str) -> None:
-        super().__init__("localhost", timeout=30)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.connect(self._path)
-        self.sock = sock
 
 
 def _write_app(root: Path) -> Path:
@@ -99,7 +88,7 @@ def run(n: int = 2000, deps: str = ISOLATED, deps_dir: Path = DEPS_DIR) -> dict[
             invoke_path = f"/invoke/{fl.fn_id('bench', 'echo')}"
             _post(via, invoke_path, {})  # cold start, not measured
             (container,) = fl.runtime.pools[fl.fn_id("bench", "echo")].snapshot()
-            direct = _UnixConnection(container.socket_path)
+            direct = UnixHTTPConnection(container.socket_path)
             fnlocal_ms, direct_ms = [], []
             for i in range(n + 100):
                 a = _post(via, invoke_path, {"Content-Type": "application/json"})

@@ -77,7 +77,7 @@ def tree_rss_bytes(pid: int) -> int:
     return total
 
 
-class _UnixHTTPConnection(http.client.HTTPConnection):
+class UnixHTTPConnection(http.client.HTTPConnection):
     """HTTP/1.1 over an AF_UNIX socket, with `Host: localhost` like the agent's request."""
 
     def __init__(self, path: str, timeout: float) -> None:
@@ -109,7 +109,7 @@ class Container:
         self.calls = 0
         self.last_used = time.monotonic()
         self.rss_bytes = 0
-        self._conn: _UnixHTTPConnection | None = None
+        self._conn: UnixHTTPConnection | None = None
         self._conn_used = 0.0
         full_env = dict(env, FN_LISTENER=f"unix:{self.socket_path}", HOME=str(self.dir), TMPDIR=str(self.dir))
         started = time.monotonic()
@@ -171,7 +171,7 @@ class Container:
             self._conn.close()
             self._conn = None
         if self._conn is None:
-            self._conn = _UnixHTTPConnection(self.socket_path, timeout=timeout_s + 5)
+            self._conn = UnixHTTPConnection(self.socket_path, timeout=timeout_s + 5)
         conn = self._conn
         try:
             if conn.sock is not None:

@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -34,7 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from fnlocal.container import fdk_command
+from fnlocal.container import UnixHTTPConnection, fdk_command
 
 DEADLINE = "2030-01-01T00:00:30Z"
 _HOP = {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "proxy-connection", "host"}
@@ -56,18 +55,6 @@ class FdkReply:
     def http_status(self) -> int:
         """The status an HTTP-trigger client would see (Fn-Http-Status if present, else the wire status)."""
         return int(self.headers.get("fn-http-status", self.status))
-
-
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self._path)
-        self.sock = sock
 
 
 def fdk_binary() -> str:
@@ -110,7 +97,7 @@ class FdkProcess:
         self.dir = Path(tempfile.mkdtemp(prefix="fdk-", dir="/tmp"))
         self.socket_path = self.dir / "lsnr.sock"
         self._stderr = open(self.dir / "stderr.log", "wb")  # noqa: SIM115 - closed in stop()
-        self._conn: _UnixConnection | None = None
+        self._conn: UnixHTTPConnection | None = None
         self._lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -228,9 +215,9 @@ class FdkProcess:
                         raise
         raise AssertionError("unreachable")
 
-    def _connection(self) -> _UnixConnection:
+    def _connection(self) -> UnixHTTPConnection:
         if self._conn is None:
-            self._conn = _UnixConnection(str(self.socket_path), self.call_timeout)
+            self._conn = UnixHTTPConnection(str(self.socket_path), self.call_timeout)
         return self._conn
 
     # -- observation -----------------------------------------------------------------------
