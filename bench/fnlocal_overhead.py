@@ -88,7 +88,7 @@ def run(n: int = 2000, deps: str = ISOLATED, deps_dir: Path = DEPS_DIR) -> dict[
             invoke_path = f"/invoke/{fl.fn_id('bench', 'echo')}"
             _post(via, invoke_path, {})  # cold start, not measured
             (container,) = fl.runtime.pools[fl.fn_id("bench", "echo")].snapshot()
-            direct = UnixHTTPConnection(container.socket_path)
+            direct = UnixHTTPConnection(container.socket_path, timeout=30)
             fnlocal_ms, direct_ms = [], []
             for i in range(n + 100):
                 a = _post(via, invoke_path, {"Content-Type": "application/json"})
