@@ -1,6 +1,6 @@
 """`make bench` / `python -m bench`: every fn-vision figure beside its peer, from one run.
 
-The suite runs `--repeats` times (default 3); each figure is summarised as min / median / p95 over
+The suite runs `--repeats` times (default 5); each figure is summarised as min / median / p95 over
 the repeats, and each comparison as the median of the per-repeat ratios (ours ÷ peer, both measured
 in the same repeat), because ratios hold when a shared machine is noisy and absolute times do not.
 Warm-up calls are never counted (each section discards its own). Writes
@@ -108,7 +108,16 @@ def _fmt(value: float) -> str:
     return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
 
 
-def markdown(meta: dict[str, Any], summary: dict[str, Any]) -> str:
+def cpu_breakdown(runs: list[dict[str, Any]]) -> dict[str, float]:
+    """Median CPU ms per image of each part of the stack during the backfill, over repeats."""
+    per_role: dict[str, list[float]] = {}
+    for run in runs:
+        for role, ms in run.get("e2e", {}).get("backfill", {}).get("cpu_ms_per_image", {}).items():
+            per_role.setdefault(role, []).append(ms)
+    return {role: statistics.median(values) for role, values in per_role.items()}
+
+
+def markdown(meta: dict[str, Any], summary: dict[str, Any], cpu: dict[str, float] | None = None) -> str:
     """The results as a Markdown report: figures first, then the side-by-side comparisons."""
     lines = [
         "# fn-vision benchmark", "",
@@ -132,13 +141,25 @@ def markdown(meta: dict[str, Any], summary: dict[str, Any]) -> str:
         r = comp["ratio"]
         lines.append(f"| {FIGURES[comp['ours']].label} | {FIGURES[comp['peer']].label} | "
                      f"**{r['median']:.2f}×** [{r['min']:.2f} – {r['p95']:.2f}] | {comp['note']} |")
+    if cpu:
+        total = sum(cpu.values())
+        lines += ["", "## Where the CPU goes during the backfill (median CPU ms per image)", "",
+                  "| part | CPU ms / image | share |", "|---|---|---|"]
+        lines += [f"| {role} | {ms:.1f} | {ms / total:.0%} |" for role, ms in cpu.items()]
+        lines += [f"| **total** | **{total:.1f}** | 100 % |", "",
+                  f"With every part on the same {meta['machine']['cores']} cores, the backfill can reach at most "
+                  f"≈ {meta['machine']['cores'] * 1000 / total:.0f} images/s; the bare model alone uses ≈ "
+                  f"{meta['machine']['cores'] * 1000 / summary['figures']['bare_ips']['median']:.1f} CPU ms per image "
+                  "(2 threads), so object storage, the S3 client, JPEG decoding and the HTTP hops cap the ratio "
+                  "well below 0.8 here. On a deployment where the store is a remote service the function-side "
+                  "share is what counts."]
     lines += ["", "Regenerate with `make bench` (`python -m bench --repeats N`, `--quick` for a smoke run).", ""]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="fewer samples per section (smoke run)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = parser.parse_args(argv)
@@ -154,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
             "quick": args.quick, "wall_s": time.monotonic() - started, "machine": _machine(), "versions": _versions()}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latest.json").write_text(json.dumps({"meta": meta, **summary, "raw": runs}, indent=2, default=str))
-    report = markdown(meta, summary)
+    report = markdown(meta, summary, cpu_breakdown(runs))
     (args.out / "latest.md").write_text(report)
     print(report)
     print(f"written: {args.out / 'latest.md'} and latest.json", file=sys.stderr)
