@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -51,7 +52,7 @@ def run_once(quick: bool) -> dict[str, Any]:
             repeats=5 if quick else 9, with_fdk=True)),
         "fnlocal": _section("fnlocal overhead (echo)", lambda: fnlocal_overhead.run(300 if quick else 1000)),
         "e2e": _section("end to end (upload→result, backfill vs bare)", lambda: e2e_bench.run(
-            latency_n=15 if quick else 30, warmup=5, backfill_n=100 if quick else 300)),
+            latency_n=15 if quick else 30, warmup=5, backfill_n=100 if quick else 500)),
     }
 
 
@@ -157,12 +158,18 @@ def markdown(meta: dict[str, Any], summary: dict[str, Any], cpu: dict[str, float
     return "\n".join(lines)
 
 
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="fewer samples per section (smoke run)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = parser.parse_args(argv)
+    # SIGTERM must unwind like Ctrl-C so the stacks' context managers stop every child process.
+    signal.signal(signal.SIGTERM, _interrupt)
 
     started = time.monotonic()
     runs = []
