@@ -167,7 +167,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="fewer samples per section (smoke run)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument("--report-only", type=Path, metavar="JSON",
+                        help="rebuild latest.md/json from the raw figures of an earlier run, without measuring")
     args = parser.parse_args(argv)
+    if args.report_only:
+        earlier = json.loads(args.report_only.read_text())
+        return _write(args.out, earlier["meta"], earlier["raw"])
     # SIGTERM must unwind like Ctrl-C so the stacks' context managers stop every child process.
     signal.signal(signal.SIGTERM, _interrupt)
 
@@ -176,16 +181,20 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(args.repeats):
         print(f"repeat {i + 1}/{args.repeats}", file=sys.stderr, flush=True)
         runs.append(run_once(args.quick))
-    summary = summarise(runs)
     meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": _git("rev-parse", "--short", "HEAD"),
             "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")), "repeats": args.repeats,
             "quick": args.quick, "wall_s": time.monotonic() - started, "machine": _machine(), "versions": _versions()}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "latest.json").write_text(json.dumps({"meta": meta, **summary, "raw": runs}, indent=2, default=str))
+    return _write(args.out, meta, runs)
+
+
+def _write(out: Path, meta: dict[str, Any], runs: list[dict[str, Any]]) -> int:
+    summary = summarise(runs)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "latest.json").write_text(json.dumps({"meta": meta, **summary, "raw": runs}, indent=2, default=str))
     report = markdown(meta, summary, cpu_breakdown(runs))
-    (args.out / "latest.md").write_text(report)
+    (out / "latest.md").write_text(report)
     print(report)
-    print(f"written: {args.out / 'latest.md'} and latest.json", file=sys.stderr)
+    print(f"written: {out / 'latest.md'} and latest.json", file=sys.stderr)
     return 0
 
 
