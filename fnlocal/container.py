@@ -34,9 +34,12 @@ class LogSink:
         self._lock = threading.Lock()
 
     def write(self, tag: str, line: str) -> None:
-        """Write one tagged line."""
+        """Write one tagged line (dropped once the log file is closed: a request still in flight
+        while `FnLocal.stop()` runs must not turn shutdown into a traceback)."""
         stream = self._stream or sys.stderr
         with self._lock:
+            if stream.closed:
+                return
             stream.write(f"[{tag}] {line}\n")
             stream.flush()
 

@@ -207,7 +207,10 @@ class FilerAdapter:
             result = self.invoker.invoke(body, JSON)
         except InvokeError as exc:
             self._count("failed")
-            log.warning("filer adapter: %s/%s not delivered: %s", ref.bucket, ref.key, exc)
+            if self._stopping:  # shutting down: the watcher's snapshot sends it on the next start
+                log.info("filer adapter: %s/%s abandoned at shutdown: %s", ref.bucket, ref.key, exc)
+            else:
+                log.warning("filer adapter: %s/%s not delivered: %s", ref.bucket, ref.key, exc)
             return False
         self._count("sent")
         if not result.ok:
