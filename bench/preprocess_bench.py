@@ -54,13 +54,7 @@ def full_decode(data: bytes, model: ModelInput = MODEL) -> np.ndarray:
     """The conventional pipeline: decode everything, resize shorter side, centre crop."""
     import io
 
-    img = Image.open(io.BytesIO(data)).convert("RGB")
-    w, h = img.size
-    scale = model.resize_shorter / min(w, h)
-    img = img.resize((round(w * scale), round(h * scale)), Image.Resampling.BICUBIC)
-    w, h = img.size
-    left, top = (w - model.size) // 2, (h - model.size) // 2
-    return np.asarray(img.crop((left, top, left + model.size, top + model.size)))
+    return gen.resize_and_crop(Image.open(io.BytesIO(data)), model.resize_shorter, model.size)
 
 
 def _noisy_12mp() -> bytes:

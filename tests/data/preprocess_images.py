@@ -22,6 +22,21 @@ def chelsea() -> Image.Image:
     return Image.fromarray(data.chelsea())
 
 
+def resize_and_crop(img: Image.Image, resize_shorter: int, size: int) -> np.ndarray:
+    """The textbook pipeline on a decoded image: RGB, bicubic resize of the shorter side, centre crop.
+
+    The reference that preprocess's tensors are checked against, and the "full decode" peer of the
+    draft-decoding benchmark.
+    """
+    img = img.convert("RGB")
+    w, h = img.size
+    scale = resize_shorter / min(w, h)
+    img = img.resize((round(w * scale), round(h * scale)), Image.Resampling.BICUBIC)
+    w, h = img.size
+    left, top = (w - size) // 2, (h - size) // 2
+    return np.asarray(img.crop((left, top, left + size, top + size)))
+
+
 def encode(img: Image.Image, fmt: str = "JPEG", **params: Any) -> bytes:
     """Encode an image to bytes."""
     buf = io.BytesIO()

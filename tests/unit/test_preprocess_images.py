@@ -23,13 +23,7 @@ BUDGET = 40_000_000
 
 def reference(img: Image.Image, model: ModelInput = MODEL) -> np.ndarray:
     """The textbook pipeline: exif_transpose, RGB, resize shorter side, centre crop."""
-    img = ImageOps.exif_transpose(img).convert("RGB")
-    w, h = img.size
-    scale = model.resize_shorter / min(w, h)
-    img = img.resize((round(w * scale), round(h * scale)), Image.Resampling.BICUBIC)
-    w, h = img.size
-    left, top = (w - model.size) // 2, (h - model.size) // 2
-    return np.asarray(img.crop((left, top, left + model.size, top + model.size)))
+    return gen.resize_and_crop(ImageOps.exif_transpose(img), model.resize_shorter, model.size)
 
 
 def mean_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
