@@ -116,6 +116,25 @@ def hot_fdk(hot_calls: int, one: bytes, batch32: bytes, batch_reps: int) -> dict
     }
 
 
+def _timed_invokes(interp: Any, x: np.ndarray, warmup: int, runs: int) -> list[float]:
+    """Seconds of set_tensor + invoke + get_tensor for `runs` calls on `x`, after `warmup` invokes."""
+    inp = interp.get_input_details()[0]["index"]
+    out = interp.get_output_details()[0]["index"]
+    interp.resize_tensor_input(inp, list(x.shape))
+    interp.allocate_tensors()
+    for _ in range(warmup):
+        interp.set_tensor(inp, x)
+        interp.invoke()
+    times: list[float] = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        interp.set_tensor(inp, x)
+        interp.invoke()
+        interp.get_tensor(out)
+        times.append(time.perf_counter() - t)
+    return times
+
+
 def bare_invoke(hot_calls: int, one: np.ndarray, batch32: np.ndarray, batch_reps: int) -> dict[str, Any]:
     """The same model with set_tensor + invoke + get_tensor in this process (no fdk, no decoding)."""
     from predict_core.model import LiteRTEngine
@@ -123,33 +142,8 @@ def bare_invoke(hot_calls: int, one: np.ndarray, batch32: np.ndarray, batch_reps
     manifest = json.loads((MODEL_DIR / "manifest.json").read_text())
     engine = LiteRTEngine(MODEL_DIR / manifest["artifacts"]["tflite"]["path"], 2)
     interp = engine.interpreter
-    inp = interp.get_input_details()[0]["index"]
-    out = interp.get_output_details()[0]["index"]
-    x = one.astype(np.float32)
-    interp.resize_tensor_input(inp, list(x.shape))
-    interp.allocate_tensors()
-    for _ in range(20):
-        interp.set_tensor(inp, x)
-        interp.invoke()
-    latencies: list[float] = []
-    for _ in range(hot_calls):
-        t = time.perf_counter()
-        interp.set_tensor(inp, x)
-        interp.invoke()
-        interp.get_tensor(out)
-        latencies.append(time.perf_counter() - t)
-    xb = batch32.astype(np.float32)
-    interp.resize_tensor_input(inp, list(xb.shape))
-    interp.allocate_tensors()
-    interp.set_tensor(inp, xb)
-    interp.invoke()
-    batch: list[float] = []
-    for _ in range(batch_reps):
-        t = time.perf_counter()
-        interp.set_tensor(inp, xb)
-        interp.invoke()
-        interp.get_tensor(out)
-        batch.append(time.perf_counter() - t)
+    latencies = _timed_invokes(interp, one.astype(np.float32), warmup=20, runs=hot_calls)
+    batch = _timed_invokes(interp, batch32.astype(np.float32), warmup=1, runs=batch_reps)
     return {
         "latency_ms": _ms(latencies),
         "batch32_img_per_s": round(32 / statistics.median(batch), 1),
