@@ -18,6 +18,7 @@ from typing import Any
 
 from common.result_keys import result_key
 from common.s3client import is_precondition_failed, normalise_etag
+from triggers import loopback
 from triggers.events import ObjectRef
 
 
@@ -137,17 +138,12 @@ class FakePreprocess:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), name="fake-preprocess",
-                         daemon=True).start()
+        self._server = loopback.serve(Handler, "fake-preprocess", poll_s=0.05)
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        loopback.close(self._server)
+        self._server = None
 
     def __enter__(self) -> FakePreprocess:
         return self.start()

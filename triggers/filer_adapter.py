@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from common.s3client import is_not_found, normalise_etag
+from triggers import loopback
 from triggers.events import DEFAULT_NAMESPACE, JSON, ObjectRef, oci_object_event, to_body
 from triggers.filer_events import FilerChange, notification_toml, parse_filer_event, write_notification_toml
 from triggers.invoker import InvokeError, Invoker
@@ -264,10 +265,7 @@ class FilerAdapter:
 
     def start(self) -> FilerAdapter:
         """Listen on 127.0.0.1 (`port`, 0 = any free one) in a background thread."""
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), _handler_class(self))
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, args=(0.1,), name="filer-adapter",
-                         daemon=True).start()
+        self._server = loopback.serve(_handler_class(self), "filer-adapter", self.port)
         self._stopping = False
         threading.Thread(target=self._retry_loop, name="filer-adapter-retry", daemon=True).start()
         return self
@@ -276,10 +274,8 @@ class FilerAdapter:
         with self._wake:
             self._stopping = True
             self._wake.notify_all()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        loopback.close(self._server)
+        self._server = None
 
     def __enter__(self) -> FilerAdapter:
         return self.start()

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from triggers import loopback
 from triggers.events import JSON
 from triggers.invoker import InvokeError, Invoker
 
@@ -155,17 +156,12 @@ class SnsForwarder:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, args=(0.1,), name="sns-forwarder",
-                         daemon=True).start()
+        self._server = loopback.serve(Handler, "sns-forwarder")
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        loopback.close(self._server)
+        self._server = None
 
     def __enter__(self) -> SnsForwarder:
         return self.start()
