@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,6 +23,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from devstack.ports import free_port  # noqa: E402
+
 SERVICE = REPO / "bench" / "baselines" / "flask_keras_service.py"
 CACHE = REPO / ".local" / "bench"
 
@@ -43,12 +45,6 @@ def keras_model_path() -> Path:
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     return target
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _npy(batch: Any) -> bytes:
@@ -85,7 +81,7 @@ def _post(port: int, body: bytes, mode: str = "") -> float:
 
 def cold_start(model: Path, one: bytes) -> tuple[float, subprocess.Popen[bytes], int]:
     """Spawn the service and time until its first prediction comes back; returns the live process."""
-    port = _free_port()
+    port = free_port()
     started = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, str(SERVICE), "--model", str(model), "--port", str(port), "--threads", "2"],

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import socket
 import statistics
 import sys
 import tempfile
@@ -29,12 +28,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "functions" / "predict")]
 
 MODEL_DIR = REPO / "functions" / "predict" / "model"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -199,6 +192,7 @@ def run(latency_n: int = 40, warmup: int = 5, backfill_n: int = 500, batch_size:
         concurrency: int = 2) -> dict:
     """Start a private stack on free ports, measure, stop it, then measure the bare model."""
     from devstack.pipeline import read_manifest
+    from devstack.ports import free_port
     from devstack.seaweedfs import find_free_base
     from devstack.stack import LocalStack, StackOptions
 
@@ -206,7 +200,7 @@ def run(latency_n: int = 40, warmup: int = 5, backfill_n: int = 500, batch_size:
     jpegs = photos_640x480()
     with tempfile.TemporaryDirectory() as tmp:
         options = StackOptions(root=REPO, data_dir=Path(tmp), s3_base_port=find_free_base(),
-                               fn_port=_free_port(), source="filer", function_log=Path(tmp) / "fn.log")
+                               fn_port=free_port(), source="filer", function_log=Path(tmp) / "fn.log")
         with LocalStack(options) as stack:
             latency = measure_latency(stack, manifest, jpegs, latency_n, warmup)
             via_fnlocal = measure_predict_via_fnlocal(stack, jpegs)

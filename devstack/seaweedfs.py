@@ -12,13 +12,14 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
+
+from devstack.ports import port_free
 
 DEFAULT_ACCESS_KEY = "dev"
 DEFAULT_SECRET_KEY = "devsecret"
@@ -41,16 +42,6 @@ def weed_binary() -> str:
     return found
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def ports_for(base: int) -> list[int]:
     """All ten TCP ports an instance with this base port opens."""
     return [base + off + grpc for off in _OFFSETS.values() for grpc in (0, 10)]
@@ -60,7 +51,7 @@ def find_free_base(start: int = 20000, stop: int = 60000, step: int = 20) -> int
     """Pick a base port whose ten ports are all free (tests run several stacks side by side)."""
     rng = range(start + (os.getpid() * step) % (stop - start), stop, step)
     for base in list(rng) + list(range(start, stop, step)):
-        if all(_port_free(p) for p in ports_for(base)):
+        if all(port_free(p) for p in ports_for(base)):
             return base
     raise SeaweedError("no free block of ports for SeaweedFS")
 
@@ -136,7 +127,7 @@ class SeaweedFS:
 
     def start(self, timeout: float = 30.0) -> SeaweedFS:
         """Spawn `weed mini`, wait until a PUT succeeds, create the buckets."""
-        busy = [p for p in ports_for(self.base_port) if not _port_free(p)]
+        busy = [p for p in ports_for(self.base_port) if not port_free(p)]
         if busy:
             raise SeaweedError(f"ports in use for base {self.base_port}: {busy} (another stack running?)")
         self.data_dir.mkdir(parents=True, exist_ok=True)

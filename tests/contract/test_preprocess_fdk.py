@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +18,7 @@ import httpx
 import numpy as np
 import pytest
 
+from devstack.ports import free_port as closed_port
 from tests.data import preprocess_images as gen
 from tests.fdkproc import FdkProcess
 
@@ -70,12 +70,6 @@ class FakePredict:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

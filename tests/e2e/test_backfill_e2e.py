@@ -18,7 +18,6 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -33,6 +32,7 @@ import pytest
 from PIL import Image
 
 from devstack.pipeline import read_manifest
+from devstack.ports import free_port
 from devstack.seaweedfs import find_free_base
 from devstack.stack import LocalStack, StackOptions
 from modelbuild.photos import sample_photos, write_jpegs
@@ -46,17 +46,11 @@ REPO = Path(__file__).resolve().parents[2]
 N, DONE = 200, 50
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterator[LocalStack]:
     data = tmp_path_factory.mktemp("stack")
     (data / "weed-workdir").mkdir()  # devstack only creates it for source="filer" (reported)
-    options = StackOptions(root=REPO, data_dir=data, s3_base_port=find_free_base(), fn_port=_free_port(),
+    options = StackOptions(root=REPO, data_dir=data, s3_base_port=find_free_base(), fn_port=free_port(),
                            source="none")
     with LocalStack(options) as running:
         yield running

@@ -13,7 +13,6 @@ but is not used here; `source="none"` keeps the stack's own event sources out of
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ import pytest
 
 from common.result_keys import result_key
 from devstack.pipeline import read_manifest
+from devstack.ports import free_port
 from devstack.seaweedfs import find_free_base
 from devstack.stack import LocalStack, StackOptions
 from modelbuild.photos import sample_photos, write_jpegs
@@ -33,12 +33,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 REPO = Path(__file__).resolve().parents[2]
 BUCKET = "aws-images"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +48,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, model_dir: Path, moto: MotoS
     (data / "weed-workdir").mkdir()  # devstack only creates it for source="filer"
     moto_s3 = {"S3_ENDPOINT_URL": moto.endpoint_url, "S3_REGION": REGION, "S3_ADDRESSING_STYLE": "path",
                "S3_ACCESS_KEY_ID": "testing", "S3_SECRET_ACCESS_KEY": "testing", "INPUT_BUCKET": BUCKET}
-    options = StackOptions(root=REPO, data_dir=data, s3_base_port=find_free_base(), fn_port=_free_port(),
+    options = StackOptions(root=REPO, data_dir=data, s3_base_port=find_free_base(), fn_port=free_port(),
                            source="none", extra_config=moto_s3)
     with LocalStack(options) as running:
         yield running

@@ -7,7 +7,6 @@ One stack per module (start ≈ 2–4 s); each test works under its own key pref
 from __future__ import annotations
 
 import json
-import socket
 import uuid
 from pathlib import Path
 from urllib.parse import unquote_plus
@@ -17,6 +16,7 @@ import pytest
 
 from common.result_keys import result_key
 from devstack.pipeline import read_manifest, upload_files, wait_for_results
+from devstack.ports import free_port
 from devstack.seaweedfs import find_free_base
 from devstack.stack import LocalStack, StackOptions
 from modelbuild.photos import sample_photos, write_jpegs
@@ -29,16 +29,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, model_dir: Path):
     data = tmp_path_factory.mktemp("stack")
-    options = StackOptions(root=REPO, data_dir=data, s3_base_port=find_free_base(), fn_port=_free_port())
+    options = StackOptions(root=REPO, data_dir=data, s3_base_port=find_free_base(), fn_port=free_port())
     with LocalStack(options) as running:
         yield running
 
