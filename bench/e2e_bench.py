@@ -131,9 +131,8 @@ def cpu_by_role(stack: Any) -> dict[str, float]:
     """CPU seconds so far of each part of the stack: SeaweedFS, each function's containers, this process."""
     import os
 
-    times = {"seaweedfs": _cpu_seconds(stack.seaweed.pid), "bench process (fnlocal, adapter, client)": 0.0}
     user, system = os.times()[:2]
-    times["bench process (fnlocal, adapter, client)"] = user + system
+    times = {"seaweedfs": _cpu_seconds(stack.seaweed.pid), "bench process (fnlocal, adapter, client)": user + system}
     for fn in stack.fnlocal.status()["functions"]:
         times[f"{fn['name']} containers"] = sum(_cpu_seconds(c["pid"]) for c in fn["containers"])
     return times
