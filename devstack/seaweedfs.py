@@ -69,6 +69,12 @@ class SeaweedFS:
     extra_args: tuple[str, ...] = ()
     workdir: Path | None = None
     """Where `weed` runs; a `notification.toml` there enables filer webhooks."""
+    max_volumes: int = 1000
+    """Volume slots. Every bucket is a collection with volumes of its own, and the default ("free disk
+    ÷ volume size") gave 66 slots here and could give a handful on a fuller disk: the test session,
+    with a fresh bucket per test, ran out ("No writable volumes and no free volumes left")."""
+    volume_size_mb: int = 64
+    """Size limit of one volume; volumes are sparse files, so many small ones cost nothing up front."""
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _log: IO[bytes] | None = field(default=None, init=False, repr=False)
 
@@ -113,6 +119,8 @@ class SeaweedFS:
             "-s3.port.lance=0",
             "-webdav=false",
             "-admin.ui=false",
+            f"-volume.max={self.max_volumes}",
+            f"-master.volumeSizeLimitMB={self.volume_size_mb}",
             "-s3.allowDeleteBucketNotEmpty=false",
             # a PUT into a missing bucket must fail as on AWS/OCI, not silently create it
             "-s3.autoCreateBucket=false",

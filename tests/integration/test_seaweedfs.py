@@ -39,3 +39,12 @@ def test_put_into_a_missing_bucket_fails_instead_of_creating_it(s3):
     with pytest.raises(ClientError) as info:
         s3.put_object(Bucket="no-such-bucket-here", Key="x", Body=b"1")
     assert info.value.response["Error"]["Code"] == "NoSuchBucket"
+
+
+def test_many_buckets_each_accept_writes(s3, new_bucket):
+    # Each bucket is a SeaweedFS collection with volumes of its own; the test session creates one per
+    # test, so the server must have slots for far more than the ~70 buckets a session makes today.
+    buckets = [new_bucket("many") for _ in range(150)]
+    for bucket in buckets:
+        s3.put_object(Bucket=bucket, Key="k", Body=b"v")
+    assert all(s3.get_object(Bucket=b, Key="k")["Body"].read() == b"v" for b in buckets)
