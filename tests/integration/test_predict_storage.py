@@ -185,3 +185,29 @@ def test_storage_refusing_the_write_is_storage_unavailable(seaweed: Any, image: 
     assert invoke.status == 502 and invoke.json()["error"]["code"] == "storage_unavailable"
     assert "SignatureDoesNotMatch" in invoke.json()["error"]["message"] or "Access" in invoke.json()["error"]["message"]
     assert trigger.status == 200 and trigger.headers["fn-http-status"] == "502"
+
+
+def test_a_write_the_store_refuses_is_answered_per_image_not_retried(
+    seaweed: Any, new_bucket: Any, s3: Any, image: np.ndarray
+) -> None:
+    # A results prefix of 1,005 bytes: every result key is over the 1,024-byte limit, and
+    # SeaweedFS refuses each write (KeyTooLongError, 400). A retry would be refused the same way,
+    # so the call answers 200 with each image's outcome instead of a 502 that loops for ever.
+    bucket = new_bucket("refused")
+    env = {**seaweed.env(), "RESULTS_BUCKET": bucket, "RESULTS_PREFIX": ("p" * 200 + "/") * 5}
+    sources = [{"bucket": "images", "key": k, "etag": f"e-{i}"} for i, k in enumerate(["a.jpg", "b.jpg"])]
+    raw = np.stack([image] * 2).tobytes()
+    head = json.dumps(
+        {
+            "inputs": [{"name": "images", "shape": [2, *image.shape], "datatype": "UINT8",
+                        "parameters": {"binary_data_size": len(raw)}}],
+            "parameters": {"sources": json.dumps(sources)},
+        }
+    ).encode()
+    with FdkProcess(FUNC, env=env) as fn:
+        reply = fn.call(head + raw, {"Inference-Header-Content-Length": str(len(head))})
+    assert reply.status == 200, reply.body
+    results = [p["result"] for p in native(reply)["predictions"]]
+    assert [r["status"] for r in results] == ["failed", "failed"]
+    assert all(r["error"]["code"] == "record_refused" and "KeyTooLong" in r["error"]["message"] for r in results)
+    assert s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0

@@ -23,6 +23,7 @@ from predict_core.errors import (
     InvalidParameterError,
     ModelCorruptError,
     ModelError,
+    RecordRefusedError,
     ShapeError,
     StorageUnavailableError,
     ValueRangeError,
@@ -423,6 +424,32 @@ def test_service_storage_failure_fails_the_call() -> None:
     assert reply.status == 502 and json.loads(reply.body)["error"]["code"] == "storage_unavailable"
 
 
+class PartlyBroken:
+    """A store whose writes fail for chosen keys only (a per-object fault no real store gives on demand)."""
+
+    def __init__(self, fail: dict[str, Exception]) -> None:
+        self.fail = fail
+        self.inner = MemoryResultStore()
+
+    def put_if_absent(self, bucket: str, key: str, body: bytes) -> bool:
+        for part, exc in self.fail.items():
+            if part in key:
+                raise exc
+        return self.inner.put_if_absent(bucket, key, body)
+
+
+def test_service_one_failed_write_does_not_sink_the_batch() -> None:
+    store = PartlyBroken({"b.jpg": RecordRefusedError("KeyTooLongError"), "c.jpg": StorageUnavailableError("down")})
+    deps, _ = make_deps(store)
+    sources = [{"bucket": "i", "key": k, "etag": "e"} for k in ("a.jpg", "b.jpg", "c.jpg", "d.jpg")]
+    reply = service.predict(tfs(4, sources=sources), {}, "C", deps)
+    assert reply.status == 200
+    results = [p["result"] for p in json.loads(reply.body)["fnvision"]["predictions"]]
+    assert [r["status"] for r in results] == ["created", "failed", "failed", "created"]
+    assert [r.get("error", {}).get("code") for r in results] == [None, "record_refused", "storage_unavailable", None]
+    assert len(store.inner.objects) == 2
+
+
 @pytest.mark.parametrize(
     ("body", "code", "status"),
     [
@@ -430,6 +457,8 @@ def test_service_storage_failure_fails_the_call() -> None:
         (b"<xml/>", "unknown_payload", 400),
         (tfs(2, sources=[None]), "invalid_parameter", 400),
         (tfs(1, top_k=7), "invalid_parameter", 400),
+        (tfs(1, sources=[{"bucket": "i", "key": "k" * 1025, "etag": "e"}]), "invalid_parameter", 400),
+        (tfs(1, sources=[{"bucket": "i/j", "key": "k", "etag": "e"}]), "invalid_parameter", 400),
         (tfs(5), "invalid_shape", 422),
         (npy(np.zeros((1, 4, 4, 3), np.int16)), "invalid_dtype", 422),
         (npy(np.zeros((1, 3, 4, 3), np.uint8)), "invalid_shape", 422),

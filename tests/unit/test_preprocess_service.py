@@ -432,3 +432,45 @@ def test_client_splits_large_batches_and_keeps_order() -> None:
 def test_client_without_url() -> None:
     with pytest.raises(PredictUnavailableError):
         PredictClient("").predict(np.zeros((1, 8, 8, 3), np.uint8), [None], None)
+
+
+class WritesFailFor(FakePredictor):
+    """predict classified everything but could not write the result of the named keys."""
+
+    def __init__(self, failed: dict[str, str]) -> None:
+        super().__init__()
+        self.failed = failed
+
+    def predict(self, batch: np.ndarray, sources: list[Any], call_id: str | None) -> PredictAnswer:
+        answer = super().predict(batch, sources, call_id)
+        for p, s in zip(answer.predictions, sources, strict=True):
+            if s and s["key"] in self.failed:
+                code = self.failed[s["key"]]
+                error = {"code": code, "message": "x"}
+                p["result"] = {"bucket": "results", "key": "k", "status": "failed", "error": error}
+        return answer
+
+
+def test_a_result_the_store_refused_gets_a_failure_record_and_the_call_succeeds() -> None:
+    objects = {("images", k): CAT for k in ("a.jpg", "b.jpg", "c.jpg")}
+    d = deps(objects, WritesFailFor({"b.jpg": "record_refused"}))
+    answer = service.run(parse_request(records("a.jpg", "b.jpg", "c.jpg"), {}), d, "C")
+    a, b, c = answer["predictions"]
+    assert a["status"] == c["status"] == "ok"
+    assert b["status"] == "failed" and b["error"]["code"] == "record_refused"
+    assert b["failure"]["status"] == "created"
+    (record,) = d.store.written.values()  # type: ignore[attr-defined]
+    assert record["stage"] == "record" and record["source"]["key"] == "b.jpg"
+
+
+def test_a_result_not_written_for_an_outage_fails_the_event_after_the_others() -> None:
+    objects = {("images", k): CAT for k in ("a.jpg", "b.jpg")}
+    predictor = WritesFailFor({"a.jpg": "storage_unavailable"})
+    with pytest.raises(StorageError, match="1 of 2 objects"):
+        service.run(parse_request(records("a.jpg", "b.jpg"), {}), deps(objects, predictor), "C")
+    assert len(predictor.calls) == 1, "b.jpg was classified (and recorded by predict) in the same call"
+
+
+def test_an_event_naming_only_impossible_keys_is_a_bad_event() -> None:
+    with pytest.raises(service.BadEventError, match="1024"):
+        service.run(parse_request(records("k" * 1025), {}), deps({}), "C")

@@ -17,7 +17,9 @@ from ``common/``) decides what the fdk may put on the wire (Fn keeps only 200/50
     ├── ConfigError (500 config_error)                a config key has a value we cannot use
     ├── ModelError (503 model_unavailable)            model files missing or not loadable
     │   └── ModelCorruptError (500 model_corrupt)     sha256 does not match the manifest
-    └── StorageUnavailableError (502 storage_unavailable)  results (or model) store unreachable
+    ├── StorageUnavailableError (502 storage_unavailable)  results (or model) store unreachable
+    └── RecordRefusedError (422 record_refused)       the store refused one result write (a 4xx
+                                                      no retry can change): that object's outcome
 """
 
 from __future__ import annotations
@@ -122,3 +124,14 @@ class StorageUnavailableError(PredictError):
 
     status = HTTPStatus.BAD_GATEWAY
     code = "storage_unavailable"
+
+
+class RecordRefusedError(PredictError):
+    """The store refused to write one result document (a 4xx such as KeyTooLongError).
+
+    Retrying cannot change it, so it is that object's permanent outcome (answered per image; the
+    caller records a failure), never a 502 that would make the event source deliver it for ever.
+    """
+
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+    code = "record_refused"

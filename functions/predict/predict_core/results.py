@@ -9,13 +9,15 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from .codecs.base import Label, Source
-from .errors import StorageUnavailableError
+from .errors import PredictError, RecordRefusedError, StorageUnavailableError
 from .result_keys import result_key
-from .s3client import error_code, is_precondition_failed, normalise_etag
+from .s3client import error_code, is_precondition_failed, is_refused_request, normalise_etag
 
 SCHEMA = "fn-vision/result@1"
 CREATED = "created"
 EXISTS = "exists"
+FAILED = "failed"
+"""The write failed: ``error`` says why; retryable when its code is storage_unavailable."""
 _RESERVED = ("schema", "predictions", "model", "timings", "call_id", "cold_start", "recorded_at")
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,8 @@ class S3ResultStore:
             if is_precondition_failed(exc):
                 return False
             code = error_code(exc) or type(exc).__name__
+            if is_refused_request(exc):
+                raise RecordRefusedError(f"the store refused s3://{bucket}/{key}: {code}: {exc}") from exc
             raise StorageUnavailableError(f"cannot record s3://{bucket}/{key}: {code}: {exc}") from exc
         return True
 
@@ -100,10 +104,18 @@ def record(
     source: Source,
     model: Mapping[str, str],
     doc: Mapping[str, Any],
-) -> dict[str, str]:
-    """Write one document under its key (result_keys); return {"bucket","key","status"}."""
+) -> dict[str, Any]:
+    """Write one document under its key (result_keys); return {"bucket","key","status"[,"error"]}.
+
+    A failed write is this object's outcome alone (status ``failed`` with the error), so one object
+    the store refuses or cannot take never keeps the others of its batch from being recorded.
+    """
     key = result_key(prefix, source.bucket, source.key, normalise_etag(source.etag), model["name"], model["version"])
-    created = store.put_if_absent(bucket, key, json.dumps(doc, separators=(",", ":")).encode())
+    try:
+        created = store.put_if_absent(bucket, key, json.dumps(doc, separators=(",", ":")).encode())
+    except PredictError as exc:
+        log.warning("result not recorded", extra={"bucket": bucket, "key": key, "code": exc.code, "error": exc.message})
+        return {"bucket": bucket, "key": key, "status": FAILED, "error": exc.to_dict()["error"]}
     status = CREATED if created else EXISTS
     log.info("result recorded", extra={"bucket": bucket, "key": key, "status": status})
     return {"bucket": bucket, "key": key, "status": status}

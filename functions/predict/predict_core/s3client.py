@@ -139,3 +139,30 @@ def normalise_etag(etag: str | None) -> str:
     if value.startswith("W/"):
         value = value[2:]
     return value.strip('"')
+
+
+_RETRYABLE_CLIENT_STATUSES = {401, 403, 404, 408, 409, 429}
+"""4xx answers that a later attempt can get past: credentials or a bucket being fixed, timeouts,
+conflicting concurrent conditional writes, throttling."""
+_THROTTLING_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequests"}
+
+
+def http_status(exc: BaseException) -> int | None:
+    """HTTP status of a botocore ClientError (None for connection errors and everything else)."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return status if isinstance(status, int) else None
+    return None
+
+
+def is_refused_request(exc: BaseException) -> bool:
+    """True when the store refused the request itself (a 4xx no retry can change, e.g. KeyTooLongError).
+
+    Such a failure is permanent for that object: retrying the event would loop for ever. Auth,
+    missing buckets, timeouts, conflicts and throttling are not refusals (see _RETRYABLE_CLIENT_STATUSES).
+    """
+    status = http_status(exc)
+    if status is None or not 400 <= status < 500:
+        return False
+    return status not in _RETRYABLE_CLIENT_STATUSES and error_code(exc) not in _THROTTLING_CODES

@@ -8,14 +8,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
+from typing import Any
 
 from . import codecs
 from .batch import to_batch
 from .classify import check_k, top_k
 from .codecs.base import JSON_TYPE, DecodedRequest, Source, dump_json
-from .errors import InvalidParameterError, PredictError
+from .errors import InvalidParameterError, PredictError, StorageUnavailableError
 from .model import LoadedModel
-from .results import ResultStore, build_document, record
+from .results import FAILED, ResultStore, build_document, record
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -119,9 +120,13 @@ def _record_all(
     timings: Mapping[str, float],
     call_id: str | None,
     cold: bool,
-) -> list[dict[str, str] | None]:
-    """Record every image that has a full source; a storage failure fails the whole call (see README)."""
-    results: list[dict[str, str] | None] = []
+) -> list[dict[str, Any] | None]:
+    """Record every image that has a full source, each on its own (see ``results.record``).
+
+    Only when no recordable image could be written because the store is unreachable does the call
+    fail (502 ``storage_unavailable``): then retrying the whole call is exactly what is needed.
+    """
+    results: list[dict[str, Any] | None] = []
     store: ResultStore | None = None
     recorded_at = deps.now()
     for source, image_labels in zip(sources, labels, strict=True):
@@ -132,4 +137,7 @@ def _record_all(
         doc = build_document(source, image_labels, info, timings, call_id, cold, recorded_at)
         s = deps.settings
         results.append(record(store, s.results_bucket, s.results_prefix, source, info, doc))
+    written = [r for r in results if r is not None]
+    if written and all(r["status"] == FAILED and r["error"]["code"] == StorageUnavailableError.code for r in written):
+        raise StorageUnavailableError(written[0]["error"]["message"])
     return results

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,15 +32,33 @@ class CloudEvent:
     data: Any
     """Parsed JSON (dict/list), raw bytes (non-JSON binary data) or None."""
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+"""Only JSON text with a surrogate escape can hold a lone surrogate: the full check runs only then."""
+
 
 def loads_json(text: str | bytes, what: str) -> Any:
-    """Parse JSON or raise BadEventError naming what was being parsed."""
+    """Parse JSON or raise BadEventError naming what was being parsed.
+
+    JSON may escape a lone UTF-16 surrogate (``"photo\\ud800.jpg"``); Python keeps it in the string,
+    and it only fails later, when boto3 or a key encodes it as UTF-8 — as a storage error that
+    invites retries. Such text names nothing, so it is refused here as bad input.
+    """
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, too many digits, bad UTF-8
         raise BadEventError(f"{what} is not valid JSON: {exc}") from exc
     except RecursionError as exc:
         raise BadEventError(f"{what} is nested too deeply") from exc
+    raw = text if isinstance(text, str) else text.decode("utf-8", "replace")
+    if _SURROGATE_ESCAPE.search(raw):
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise BadEventError(
+                f"{what} holds a string that is not valid Unicode (a lone UTF-16 surrogate escape such as "
+                f"\\ud800): {exc.reason}"
+            ) from exc
+    return value
 
 
 def sns_message(payload: Mapping[str, Any]) -> tuple[str, Any] | None:

@@ -23,6 +23,8 @@ event sources deliver again; 4xx are permanent and answered (and recorded) once.
     ├── FetchError                  502 fetch_failed        (URL answered badly)
     │   └── FetchTimeoutError       504 fetch_timeout
     ├── StorageError                502 storage_error       (S3 read/write failed: retryable)
+    ├── RecordRefusedError          422 record_refused      (the store refused a write with a 4xx
+    │                                                         no retry changes: permanent)
     ├── PredictRejectedError        422 predict_rejected    (predict refused the images: permanent)
     └── PredictError                502 predict_failed      (predict failed server-side / bad answer)
         ├── PredictUnavailableError 502 predict_unavailable (retries exhausted)
@@ -121,6 +123,13 @@ class FetchTimeoutError(FetchError):
 class StorageError(PreprocessError):
     status = HTTPStatus.BAD_GATEWAY
     code = "storage_error"
+
+
+class RecordRefusedError(PreprocessError):
+    """The store refused to write a record (a 4xx such as KeyTooLongError): retrying cannot help."""
+
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+    code = "record_refused"
 
 
 class PredictRejectedError(PreprocessError):

@@ -12,9 +12,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ObjectNotFoundError, RefusedSourceError, StorageError, TooLargeError
+from .errors import (
+    BadEventError,
+    ObjectNotFoundError,
+    RecordRefusedError,
+    RefusedSourceError,
+    StorageError,
+    TooLargeError,
+)
 from .result_keys import is_results_location
-from .s3client import S3Settings, is_not_found, is_precondition_failed, make_client, normalise_etag
+from .s3client import (
+    S3Settings,
+    error_code,
+    is_not_found,
+    is_precondition_failed,
+    is_refused_request,
+    make_client,
+    normalise_etag,
+)
 
 log = logging.getLogger(__name__)
 _CHUNK = 256 * 1024
@@ -62,6 +77,10 @@ class S3Store:
         except Exception as exc:  # botocore ClientError / EndpointConnectionError / timeouts
             if is_not_found(exc):
                 raise ObjectNotFoundError(f"s3://{bucket}/{key} does not exist") from exc
+            if is_refused_request(exc):
+                # The event names something the store will never serve (a 4xx such as
+                # KeyTooLongError or InvalidBucketName): bad input, not an outage to retry.
+                raise BadEventError(f"the store refused to read s3://{bucket}/{key[:200]}: {error_code(exc)}") from exc
             raise StorageError(f"cannot read s3://{bucket}/{key}: {exc}") from exc
         body = response["Body"]
         try:
@@ -101,5 +120,7 @@ class S3Store:
         except Exception as exc:
             if is_precondition_failed(exc):
                 return "exists"
+            if is_refused_request(exc):
+                raise RecordRefusedError(f"the store refused s3://{bucket}/{key}: {error_code(exc)}") from exc
             raise StorageError(f"cannot write s3://{bucket}/{key}: {exc}") from exc
         return "created"

@@ -33,9 +33,11 @@ import numpy.typing as npt
 
 from . import images, metadata
 from .errors import (
+    BadEventError,
     ImageError,
     ObjectNotFoundError,
     PreprocessError,
+    RecordRefusedError,
     RefusedSourceError,
     StorageError,
     TooLargeError,
@@ -45,7 +47,7 @@ from .events import Ignored, Input, ObjectRef, ParsedRequest, UrlRef
 from .fetch_s3 import FetchedObject
 from .fetch_url import FetchedUrl
 from .predict_client import PredictAnswer
-from .result_keys import failure_key, is_results_location
+from .result_keys import ResultKeyError, check_object_key, failure_key, is_results_location
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -134,6 +136,10 @@ def run(request: ParsedRequest, deps: Deps, call_id: str | None) -> dict[str, An
 
     if not request.from_event and len(items) == 1 and items[0].error is not None and not ignored:
         raise items[0].error
+    malformed = [it.error for it in items if isinstance(it.error, BadEventError)]
+    if items and len(malformed) == len(items):
+        # An event whose every object is malformed is a bad event (400): nothing to record or retry.
+        raise malformed[0]
     failed = sum(1 for it in items if it.error is not None)
     log.info(
         "preprocess done",
@@ -171,11 +177,28 @@ def _predict(chunk: list[_Item], deps: Deps, call_id: str | None) -> tuple[dict[
         if rejected is not None:
             _fail(it, rejected, deps, call_id, stage="predict")
             continue
+        result = prediction.get("result")
+        if isinstance(result, dict) and result.get("status") == "failed":
+            _record_not_written(it, result, deps, call_id)
+            continue
         it.answer["status"] = "ok"
         it.answer["top_k"] = prediction.get("top_k", [])
-        if "result" in prediction:
-            it.answer["result"] = prediction["result"]
+        if result is not None:
+            it.answer["result"] = result
     return answer.model, answer.calls
+
+
+def _record_not_written(item: _Item, result: dict[str, Any], deps: Deps, call_id: str | None) -> None:
+    """predict classified the image but could not write its result: retry it, or record why not."""
+    given = result.get("error")
+    why: dict[str, Any] = given if isinstance(given, dict) else {}
+    message = f"predict could not record {result.get('key', '?')}: {why.get('code', '?')}: {why.get('message', '')}"
+    if why.get("code") == "record_refused":
+        _fail(item, RecordRefusedError(message), deps, call_id, stage="record")
+        return
+    # storage_unavailable (or anything unknown): not recorded, so the event must come again.
+    item.error = StorageError(message)
+    item.answer.update(status="failed", error=item.error.to_dict())
 
 
 def _fail_if_retryable(items: list[_Item]) -> None:
@@ -214,6 +237,7 @@ def _prepare(inp: Input, deps: Deps, call_id: str | None) -> _Item:
     source: dict[str, Any]
     try:
         if isinstance(inp, ObjectRef):
+            _check_ref(inp)
             if is_results_location(inp.bucket, inp.key, settings.results_bucket, settings.results_prefix):
                 raise RefusedSourceError(f"s3://{inp.bucket}/{inp.key} is in the results area")
             obj = deps.store.get(inp.bucket, inp.key, settings.max_image_bytes)
@@ -285,6 +309,16 @@ def _prepare(inp: Input, deps: Deps, call_id: str | None) -> _Item:
     return item
 
 
+def _check_ref(ref: ObjectRef) -> None:
+    """Refuse, as bad input, a reference no store can hold (before it becomes a retryable storage error)."""
+    if not ref.bucket or "/" in ref.bucket or len(ref.bucket) > 255:
+        raise BadEventError(f"{ref.bucket[:80]!r} is not a bucket name")
+    try:
+        check_object_key(ref.key)
+    except ResultKeyError as exc:
+        raise BadEventError(f"the event names no possible object in {ref.bucket!r}: {exc}") from exc
+
+
 def _fail(item: _Item, exc: PreprocessError, deps: Deps, call_id: str | None, *, stage: str) -> None:
     """Mark an item failed; objects with a known version get their failure record."""
     item.error = exc
@@ -312,6 +346,10 @@ def _record_failure(
     }
     try:
         status = deps.store.put_if_absent(settings.results_bucket, key, document)
+    except RecordRefusedError as err:
+        # Permanent: a retry would be refused the same way. Logged as an error, not retried for ever.
+        log.error("failure record refused by the store", extra={"key": key, "why": err.message})
+        return {"bucket": settings.results_bucket, "key": key, "status": "refused", "error": err.to_dict()}
     except StorageError as err:
         log.error("failure record not written", extra={"key": key, "why": err.message})
         return {"bucket": settings.results_bucket, "key": key, "status": "error", "error": err.to_dict()}

@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import DTypeError, InvalidParameterError, RequestError, ShapeError, ValueRangeError
+from ..result_keys import ResultKeyError, check_object_key
 
 JSON_TYPE = "application/json"
 MAX_METADATA_DEPTH = 32
@@ -75,7 +76,7 @@ class Answer:
 
     model: Mapping[str, str]
     top_k: Sequence[Sequence[Label]]
-    results: Sequence[Mapping[str, str] | None]
+    results: Sequence[Mapping[str, Any] | None]
     timings: Mapping[str, float]
     cold_start: bool
     call_id: str | None
@@ -165,6 +166,13 @@ def parse_sources(value: Any) -> tuple[Source | None, ...] | None:
         parts = {k: entry.get(k) or "" for k in ("bucket", "key", "etag")}
         if not all(isinstance(v, str) for v in parts.values()):
             raise InvalidParameterError(f"sources[{i}]: bucket, key and etag must be strings")
+        if parts["key"]:
+            try:
+                check_object_key(parts["key"])
+            except ResultKeyError as exc:
+                raise InvalidParameterError(f"sources[{i}].key names no object: {exc}") from exc
+        if "/" in parts["bucket"]:
+            raise InvalidParameterError(f"sources[{i}].bucket is not a bucket name: {parts['bucket'][:80]!r}")
         metadata = entry.get("metadata")
         metadata = {} if metadata is None else metadata
         if not isinstance(metadata, dict):

@@ -1,0 +1,148 @@
+"""Legal-but-extreme input through the real chain (fnlocal: real fdk processes, real model, SeaweedFS).
+
+No poison loops: every object of an event ends with a result or a failure record, and the call's
+status asks the event source to retry only what a retry can fix.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote_plus
+
+import httpx
+import pytest
+
+from common.result_keys import LONG_FOLDER, MAX_KEY_BYTES, result_key
+from tests.data import preprocess_images as gen
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+CAT_CLASSES = {281, 282, 285}
+JPEG = gen.encode(gen.chelsea(), "JPEG", quality=90)
+
+
+@pytest.fixture(scope="module")
+def fl(seaweed: Any, model_dir: Path) -> Iterator[Any]:
+    from fnlocal import FnLocal
+
+    overrides = {
+        **seaweed.env(),
+        "PREDICT_URL": "${FNLOCAL_URL}/invoke/vision/predict",
+        "MODEL_MANIFEST": str(model_dir / "manifest.json"),
+        "RESULTS_BUCKET": "results",
+        "RESULTS_PREFIX": "",
+    }
+    with FnLocal(str(REPO), port=0, env_overrides=overrides) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=120) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def manifest(model_dir: Path) -> dict[str, Any]:
+    return dict(json.loads((model_dir / "manifest.json").read_text()))
+
+
+def s3_event(bucket: str, keys: list[str]) -> bytes:
+    recs = [
+        {
+            "eventSource": "aws:s3",
+            "eventName": "ObjectCreated:Put",
+            "s3": {"bucket": {"name": bucket}, "object": {"key": quote_plus(k, safe="/")}},
+        }
+        for k in keys
+    ]
+    return json.dumps({"Records": recs}).encode()
+
+
+def long_key(total: int) -> str:
+    """A legal key of ``total`` bytes: folders of 200 bytes (SeaweedFS allows 255 per path element)."""
+    parts, left = [], total - len("x.jpg")
+    while left > 0:
+        part = "d" * min(200, left - 1) + "/"
+        parts.append(part)
+        left -= len(part)
+    key = "".join(parts) + "x.jpg"
+    assert len(key.encode()) == total
+    return key
+
+
+def invoke(fl: Any, http: httpx.Client, body: bytes) -> httpx.Response:
+    return http.post(fl.invoke_url("vision", "preprocess"), content=body, headers={"Content-Type": "application/json"})
+
+
+def test_a_key_near_the_limit_is_recorded_and_does_not_sink_its_batch(
+    fl: Any, http: httpx.Client, s3: Any, new_bucket: Any, manifest: dict[str, Any]
+) -> None:
+    bucket = new_bucket("long")
+    keys = ["a.jpg", long_key(1000), "b.jpg", "c.jpg"]
+    etags = {}
+    for key in keys:
+        etags[key] = s3.put_object(Bucket=bucket, Key=key, Body=JPEG)["ETag"].strip('"')
+
+    for delivery in range(2):  # at-least-once: the second delivery changes nothing
+        reply = invoke(fl, http, s3_event(bucket, keys))
+        assert reply.status_code == 200, reply.text
+        body = reply.json()
+        assert body["counts"]["ok"] == 4, body
+        for key, item in zip(keys, body["predictions"], strict=True):
+            want = result_key("", bucket, key, etags[key], manifest["name"], manifest["version"])
+            assert item["result"]["key"] == want
+            assert item["result"]["status"] == ("created" if delivery == 0 else "exists")
+            assert int(item["top_k"][0]["index"]) in CAT_CLASSES
+
+    long_result = body["predictions"][1]["result"]["key"]
+    assert long_result.startswith(f"{LONG_FOLDER}/{bucket}/") and len(long_result.encode()) <= MAX_KEY_BYTES
+    doc = json.loads(s3.get_object(Bucket="results", Key=long_result)["Body"].read())
+    assert doc["source"]["key"] == keys[1], "the document keeps the full source key"
+
+
+@pytest.mark.parametrize("gateway", [False, True], ids=["invoke", "trigger"])
+def test_a_key_no_store_can_hold_is_a_bad_event(fl: Any, http: httpx.Client, new_bucket: Any, gateway: bool) -> None:
+    bucket = new_bucket("bad")
+    body = json.dumps({"bucket": bucket, "key": "k" * 2000}).encode()
+    event = s3_event(bucket, ["k" * 2000])
+    for payload in (body, event):
+        if gateway:
+            reply = http.post(fl.trigger_url("vision", "/preprocess"), content=payload,
+                              headers={"Content-Type": "application/json"})
+            assert reply.status_code == 400, reply.text
+        else:
+            reply = invoke(fl, http, payload)
+            assert reply.status_code == 200, reply.text  # /invoke: client errors travel in the body
+        error = reply.json()["error"]
+        assert error["code"] == "bad_event" and "1024" in error["message"]
+
+
+@pytest.mark.parametrize("gateway", [False, True], ids=["invoke", "trigger"])
+def test_a_lone_surrogate_is_a_bad_event(fl: Any, http: httpx.Client, gateway: bool) -> None:
+    raw = b'{"bucket": "images", "key": "photo\\ud800.jpg"}'
+    url = fl.trigger_url("vision", "/preprocess") if gateway else fl.invoke_url("vision", "preprocess")
+    reply = http.post(url, content=raw, headers={"Content-Type": "application/json"})
+    assert reply.status_code == (400 if gateway else 200), reply.text
+    assert reply.json()["error"]["code"] == "bad_event"
+    # A proper surrogate pair is a real character, not an error.
+    pair = b'{"bucket": "images", "key": "photo\\ud83d\\ude00-missing.jpg"}'
+    assert http.post(url, content=pair, headers={"Content-Type": "application/json"}).json()["error"]["code"] == (
+        "object_not_found"
+    )
+
+
+def test_one_malformed_record_among_good_ones_fails_alone(
+    fl: Any, http: httpx.Client, s3: Any, new_bucket: Any
+) -> None:
+    bucket = new_bucket("mixed")
+    s3.put_object(Bucket=bucket, Key="good.jpg", Body=JPEG)
+    reply = invoke(fl, http, s3_event(bucket, ["good.jpg", "k" * 2000]))
+    assert reply.status_code == 200, reply.text
+    good, bad = reply.json()["predictions"]
+    assert good["status"] == "ok" and good["result"]["status"] == "created"
+    assert bad["status"] == "failed" and bad["error"]["code"] == "bad_event" and "failure" not in bad
