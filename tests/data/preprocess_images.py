@@ -170,3 +170,9 @@ def halves_rgba_png(side: int = 4900, colour: tuple[int, int, int] = (200, 30, 6
     rgba[..., :3] = colour
     rgba[:, side // 2 :, 3] = 255
     return encode(Image.fromarray(rgba, "RGBA"), "PNG")
+
+
+def huge_progressive_jpeg(size: tuple[int, int] = (7200, 5400), subsampling: int = 0) -> bytes:
+    """A legal photo whose progressive decode needs more memory than its function has (issue: 258 MiB)."""
+    return encode(chelsea().resize(size, Image.Resampling.BILINEAR), "JPEG", quality=90, progressive=True,
+                  subsampling=subsampling)

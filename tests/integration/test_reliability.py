@@ -146,3 +146,27 @@ def test_one_malformed_record_among_good_ones_fails_alone(
     good, bad = reply.json()["predictions"]
     assert good["status"] == "ok" and good["result"]["status"] == "created"
     assert bad["status"] == "failed" and bad["error"]["code"] == "bad_event" and "failure" not in bad
+
+
+def test_a_progressive_photo_too_big_to_decode_gets_a_failure_record_not_a_dead_container(
+    fl: Any, http: httpx.Client, s3: Any, new_bucket: Any
+) -> None:
+    # 7200x5400 progressive 4:4:4, under MAX_PIXELS and MAX_IMAGE_BYTES: decoding it takes 258 MiB
+    # peak (preprocess has 256 MB), so before the coefficient buffer was budgeted every delivery
+    # killed a container.
+    bucket = new_bucket("killer")
+    keys = ["a.jpg", "huge-progressive.jpg", "b.jpg"]
+    s3.put_object(Bucket=bucket, Key=keys[0], Body=JPEG)
+    s3.put_object(Bucket=bucket, Key=keys[1], Body=gen.huge_progressive_jpeg())
+    s3.put_object(Bucket=bucket, Key=keys[2], Body=JPEG)
+    reply = invoke(fl, http, s3_event(bucket, keys))
+    assert reply.status_code == 200, reply.text
+    container = reply.headers["fn-local-container"]
+    good_a, killer, good_b = reply.json()["predictions"]
+    assert good_a["result"]["status"] == good_b["result"]["status"] == "created"
+    assert killer["status"] == "failed" and killer["error"]["code"] == "image_too_large"
+    assert "DCT coefficients" in killer["error"]["message"]
+    record = json.loads(s3.get_object(Bucket="results", Key=killer["failure"]["key"])["Body"].read())
+    assert record["error"]["code"] == "image_too_large" and record["stage"] == "decode"
+    again = invoke(fl, http, s3_event(bucket, keys))
+    assert again.status_code == 200 and again.headers["fn-local-container"] == container, "the container lived on"

@@ -9,7 +9,9 @@ Order of work (each step is cheap before the next expensive one):
    to the smallest scale whose shorter side still covers the resize target; the bytes the decoded
    frame will take in memory (Pillow's pixel size: 1 byte for L/P/1, 2 for 16-bit grey, 4 for
    every multi-band and 32-bit mode) are checked against ``max_decoded_bytes`` before decoding
-   (formats without draft decoding hold the whole frame: a 70 KB PNG can be 144 MB of pixels);
+   (formats without draft decoding hold the whole frame: a 70 KB PNG can be 144 MB of pixels), and
+   for progressive or multi-scan JPEGs the whole-image coefficient buffer libjpeg needs whatever
+   the draft scale (``jpeg_layout``; checked in ``open_image`` from the markers);
 3. the region needed for the centre crop is then converted and reduced **strip by strip**: each
    strip of rows becomes RGB or L in 8 bits (alpha composited over white, CMYK/YCbCr/palette
    converted, 16-bit scaled with integer ``>> 8``, float scaled) and is box-reduced by an integer
@@ -25,12 +27,13 @@ import io
 import math
 import struct
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
 from PIL import Image, UnidentifiedImageError
 
+from . import jpeg_layout
 from .errors import CorruptImageError, ImageError, ImageTooLargeError
 from .settings import ModelInput
 
@@ -75,7 +78,8 @@ def open_image(data: bytes, max_pixels: int, max_decoded_bytes: int | None = Non
 
     The decoded-bytes budget is checked here for formats without draft decoding, because reading
     their metadata may decode them (Pillow's PNG ``getexif`` loads the image to find an ``eXIf``
-    chunk after the pixels); JPEGs are checked in ``to_tensor`` at their drafted size.
+    chunk after the pixels); for JPEGs the coefficient buffer of progressive / multi-scan files is
+    checked here, and the output in ``to_tensor`` at its drafted size.
     """
     if not data:
         raise ImageError("empty body: zero bytes is not an image")
@@ -99,7 +103,25 @@ def open_image(data: bytes, max_pixels: int, max_decoded_bytes: int | None = Non
         )
     if img.format not in _DRAFT_FORMATS:
         _check_decoded(img, max_decoded_bytes)
+    else:
+        _check_jpeg_buffer(data, img, max_decoded_bytes)
     return img
+
+
+def _check_jpeg_buffer(data: bytes, img: Image.Image, max_decoded_bytes: int | None) -> None:
+    """Progressive / multi-scan JPEGs hold all their DCT coefficients while decoding (jpeg_layout)."""
+    layout = jpeg_layout.read_layout(data)
+    if layout is None or max_decoded_bytes is None:
+        return
+    if layout.width != img.size[0] or layout.height != img.size[1]:  # height 0 + DNL marker, MPO oddities
+        layout = replace(layout, width=img.size[0], height=img.size[1])
+    needed = layout.coefficient_bytes()
+    if needed > max_decoded_bytes:
+        kind = "progressive" if layout.progressive else "multi-scan"
+        raise ImageTooLargeError(
+            f"{img.size[0]}x{img.size[1]} {kind} JPEG needs {needed} bytes of DCT coefficients to decode, "
+            f"over the budget of {max_decoded_bytes} (MAX_DECODED_BYTES); a baseline JPEG of the same size fits"
+        )
 
 
 def is_animated(img: Image.Image) -> bool:
