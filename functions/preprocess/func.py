@@ -19,6 +19,7 @@ from typing import Any
 
 from fdk import response
 from preprocess_core import jsonlog, service
+from preprocess_core.done import ServedModel
 from preprocess_core.errors import ConfigError, PreprocessError
 from preprocess_core.events import parse_request
 from preprocess_core.fetch_s3 import S3Store
@@ -59,6 +60,7 @@ def _deps() -> service.Deps:
             backoff=settings.predict_backoff,
             max_request_bytes=settings.predict_max_request_bytes,
         ),
+        served_model=ServedModel(settings.done_check_seconds),
     )
 
 

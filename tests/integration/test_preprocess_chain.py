@@ -78,7 +78,7 @@ def test_event_batch_rotated_cat_one_predict_call_and_a_failure_record(
     )
     assert reply.status_code == 200, reply.text
     body = reply.json()
-    assert body["counts"] == {"images": 3, "ok": 2, "failed": 1, "ignored": 0, "predict_calls": 1}
+    assert body["counts"] == {"images": 3, "ok": 2, "failed": 1, "done": 0, "ignored": 0, "predict_calls": 1}
     rotated, bad, webp = body["predictions"]
     assert top1(rotated) in CAT_CLASSES, rotated["top_k"]
     assert top1(webp) in CAT_CLASSES

@@ -170,3 +170,36 @@ def test_a_progressive_photo_too_big_to_decode_gets_a_failure_record_not_a_dead_
     assert record["error"]["code"] == "image_too_large" and record["stage"] == "decode"
     again = invoke(fl, http, s3_event(bucket, keys))
     assert again.status_code == 200 and again.headers["fn-local-container"] == container, "the container lived on"
+
+
+def predict_calls(fl: Any) -> int:
+    (fn,) = [f for f in fl.status()["functions"] if f["name"] == "predict"]
+    return sum(int(c["calls"]) for c in fn["containers"])
+
+
+def test_duplicate_deliveries_are_answered_from_the_records_without_inference(
+    fl: Any, http: httpx.Client, s3: Any, new_bucket: Any
+) -> None:
+    bucket = new_bucket("dups")
+    keys = [f"p{i}.jpg" for i in range(5)] + ["not-an-image.jpg"]
+    for key in keys[:-1]:
+        s3.put_object(Bucket=bucket, Key=key, Body=JPEG)
+    s3.put_object(Bucket=bucket, Key=keys[-1], Body=b"plain text")
+    etags = {k: s3.head_object(Bucket=bucket, Key=k)["ETag"].strip('"') for k in keys}
+
+    def event() -> bytes:  # as the stores send it: with the object's ETag
+        recs = [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+                 "s3": {"bucket": {"name": bucket}, "object": {"key": k, "eTag": etags[k]}}} for k in keys]
+        return json.dumps({"Records": recs}).encode()
+
+    first = invoke(fl, http, event()).json()
+    assert first["counts"]["ok"] == 5 and first["counts"]["failed"] == 1
+    calls = predict_calls(fl)
+    for _ in range(3):
+        again = invoke(fl, http, event()).json()
+        assert again["counts"] == {**again["counts"], "done": 6, "ok": 0, "failed": 0, "predict_calls": 0}
+        assert [p["status"] for p in again["predictions"]] == ["done"] * 6
+        assert [p.get("result", p.get("failure"))["key"] for p in again["predictions"]] == [
+            p.get("result", p.get("failure"))["key"] for p in first["predictions"]
+        ]
+    assert predict_calls(fl) == calls, "no duplicate reached predict"

@@ -52,6 +52,9 @@ class MemoryStore:
         data = self.objects[(bucket, key)]
         return FetchedObject(data, f"etag-{key}", len(data), "image/jpeg", None)
 
+    def list_names(self, bucket: str, prefix: str) -> set[str]:
+        return {k[len(prefix) :] for b, k in self.written if b == bucket and k.startswith(prefix)}
+
     def put_if_absent(self, bucket: str, key: str, document: dict[str, Any]) -> str:
         if self.writes_fail:
             raise StorageError(f"cannot write s3://{bucket}/{key}: 503 SlowDown")
@@ -143,7 +146,7 @@ def test_several_records_one_predict_call_and_a_failure_record() -> None:
     doc = d.store.written[("results", "images/bad.jpg/etag-bad.jpg/failure.json")]  # type: ignore[attr-defined]
     assert doc["schema"] == "fn-vision/failure@1" and doc["error"]["code"] == "not_an_image"
     assert doc["source"]["key"] == "bad.jpg" and doc["recorded_at"] == "2026-01-02T03:04:05Z"
-    assert out["counts"] == {"images": 3, "ok": 2, "failed": 1, "ignored": 0, "predict_calls": 1}
+    assert out["counts"] == {"images": 3, "ok": 2, "failed": 1, "done": 0, "ignored": 0, "predict_calls": 1}
     # Re-delivery: the failure record is not overwritten.
     again = run(records("bad.jpg"), d)
     assert again["predictions"][0]["failure"]["status"] == "exists"
@@ -474,3 +477,38 @@ def test_a_result_not_written_for_an_outage_fails_the_event_after_the_others() -
 def test_an_event_naming_only_impossible_keys_is_a_bad_event() -> None:
     with pytest.raises(service.BadEventError, match="1024"):
         service.run(parse_request(records("k" * 1025), {}), deps({}), "C")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_duplicate_delivery_costs_one_list_and_no_fetch_or_inference() -> None:
+    from preprocess_core.done import ServedModel
+    from preprocess_core.result_keys import result_key
+
+    clock = Clock()
+    objects = {("images", "a.jpg"): CAT}
+    d = replace(deps(objects), served_model=ServedModel(ttl=10, clock=clock))
+    predictor = d.predictor
+    assert isinstance(predictor, FakePredictor)
+    first = service.run(parse_request(records("a.jpg"), {}), d, "C1")
+    assert first["counts"]["ok"] == 1 and len(predictor.calls) == 1
+    # predict recorded the result (the fake answers but writes nothing): put it where predict would.
+    d.store.written[("results", result_key("", "images", "a.jpg", "etag-a.jpg", "m", "1"))] = {}  # type: ignore[attr-defined]
+    d.store.objects.clear()  # type: ignore[attr-defined]  # a fetch now would fail: the check must not fetch
+    again = service.run(parse_request(records("a.jpg"), {}), d, "C2")
+    (item,) = again["predictions"]
+    assert item["status"] == "done" and item["result"]["status"] == "exists"
+    assert item["result"]["key"] == "images/a.jpg/etag-a.jpg/m@1.json"
+    assert again["counts"]["done"] == 1 and again["counts"]["predict_calls"] == 0 and len(predictor.calls) == 1
+    # A failure record counts as done too; a direct request (no event) is always processed.
+    clock.now += 11  # past the ttl: the model predict serves is unknown again, so the object is processed
+    with pytest.raises(ObjectNotFoundError):
+        service.run(parse_request(json.dumps({"bucket": "images", "key": "a.jpg"}).encode(), {}), d, "C3")
+    stale = service.run(parse_request(records("a.jpg"), {}), d, "C4")
+    assert stale["predictions"][0]["status"] == "failed", "stale model knowledge: processed, not answered as done"

@@ -112,6 +112,14 @@ class S3Store:
             last_modified=modified.isoformat() if hasattr(modified, "isoformat") else None,
         )
 
+    def list_names(self, bucket: str, prefix: str) -> set[str]:
+        """Names of the objects directly under ``prefix`` (one LIST: a result folder holds a handful)."""
+        try:
+            response = self.client.list_objects_v2(Bucket=bucket, Prefix=prefix, Delimiter="/", MaxKeys=100)
+        except Exception as exc:
+            raise StorageError(f"cannot list s3://{bucket}/{prefix}: {exc}") from exc
+        return {item["Key"][len(prefix) :] for item in response.get("Contents", [])}
+
     def put_if_absent(self, bucket: str, key: str, document: dict[str, Any]) -> str:
         """Write a JSON document unless the key exists: returns "created" or "exists"."""
         body = json.dumps(document, ensure_ascii=False, default=str).encode("utf-8")

@@ -32,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import images, metadata
+from .done import Done, ServedModel, find_done
 from .errors import (
     BadEventError,
     ImageError,
@@ -48,6 +49,7 @@ from .fetch_s3 import FetchedObject
 from .fetch_url import FetchedUrl
 from .predict_client import PredictAnswer
 from .result_keys import ResultKeyError, check_object_key, failure_key, is_results_location
+from .s3client import normalise_etag
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,8 @@ FAILURE_SCHEMA = "fn-vision/failure@1"
 
 class ObjectStore(Protocol):
     def get(self, bucket: str, key: str, max_bytes: int) -> FetchedObject: ...
+
+    def list_names(self, bucket: str, prefix: str) -> set[str]: ...
 
     def put_if_absent(self, bucket: str, key: str, document: dict[str, Any]) -> str: ...
 
@@ -79,6 +83,8 @@ class Deps:
     fetcher: Fetcher
     predictor: Predictor
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    served_model: ServedModel = field(default_factory=lambda: ServedModel(ttl=0.0))
+    """The model predict answers with (per hot container); ttl 0 turns the duplicate check off."""
 
 
 @dataclass
@@ -129,7 +135,10 @@ def run(request: ParsedRequest, deps: Deps, call_id: str | None) -> dict[str, An
     model: dict[str, Any] = {}
     calls = 0
     for start in range(0, len(inputs), settings.max_images):
-        chunk = [_prepare(inp, deps, call_id) for inp in inputs[start : start + settings.max_images]]
+        chunk = [
+            _prepare(inp, deps, call_id, check_done=request.from_event)
+            for inp in inputs[start : start + settings.max_images]
+        ]
         chunk_model, chunk_calls = _predict(chunk, deps, call_id)
         model, calls = chunk_model or model, calls + chunk_calls
         items.extend(chunk)
@@ -141,9 +150,10 @@ def run(request: ParsedRequest, deps: Deps, call_id: str | None) -> dict[str, An
         # An event whose every object is malformed is a bad event (400): nothing to record or retry.
         raise malformed[0]
     failed = sum(1 for it in items if it.error is not None)
+    done = sum(1 for it in items if it.answer.get("status") == "done")
     log.info(
         "preprocess done",
-        extra={"images": len(items), "failed": failed, "ignored": len(ignored), "predict_calls": calls},
+        extra={"images": len(items), "failed": failed, "done": done, "ignored": len(ignored), "predict_calls": calls},
     )
     if request.from_event:
         _fail_if_retryable(items)
@@ -154,8 +164,9 @@ def run(request: ParsedRequest, deps: Deps, call_id: str | None) -> dict[str, An
         "ignored": [i.to_dict() for i in ignored],
         "counts": {
             "images": len(items),
-            "ok": len(items) - failed,
+            "ok": len(items) - failed - done,
             "failed": failed,
+            "done": done,
             "ignored": len(ignored),
             "predict_calls": calls,
         },
@@ -172,6 +183,7 @@ def _predict(chunk: list[_Item], deps: Deps, call_id: str | None) -> tuple[dict[
     for it in ready:
         it.tensor = None
     answer = deps.predictor.predict(batch, [it.source for it in ready], call_id)
+    deps.served_model.learn(answer.model)
     for index, (it, prediction) in enumerate(zip(ready, answer.predictions, strict=True)):
         rejected = answer.rejected.get(index)
         if rejected is not None:
@@ -230,8 +242,26 @@ def _name(answer: dict[str, Any]) -> str:
     return str(answer.get("url") or answer.get("upload") or "?")
 
 
-def _prepare(inp: Input, deps: Deps, call_id: str | None) -> _Item:
-    """Fetch and normalise one input; errors are kept on the item (and recorded for objects)."""
+def _already_done(ref: ObjectRef, deps: Deps) -> Done | None:
+    """The recorded outcome of this object version (done.py), or None: unknown, not done, or no answer."""
+    model = deps.served_model.current()
+    etag = normalise_etag(ref.etag)
+    if model is None or not etag:
+        return None
+    s = deps.settings
+    try:
+        return find_done(deps.store, model, s.results_bucket, s.results_prefix, ref.bucket, ref.key, etag)
+    except StorageError as exc:  # the check only saves work: without an answer, do the work
+        log.warning("duplicate check failed", extra={"why": exc.message})
+        return None
+
+
+def _prepare(inp: Input, deps: Deps, call_id: str | None, *, check_done: bool = False) -> _Item:
+    """Fetch and normalise one input; errors are kept on the item (and recorded for objects).
+
+    With ``check_done`` (storage events), an object version whose outcome is already recorded is
+    answered from that record (status ``done``) without being fetched, decoded or inferred.
+    """
     settings = deps.settings
     item = _Item(input=inp, answer=describe(inp))
     source: dict[str, Any]
@@ -240,6 +270,10 @@ def _prepare(inp: Input, deps: Deps, call_id: str | None) -> _Item:
             _check_ref(inp)
             if is_results_location(inp.bucket, inp.key, settings.results_bucket, settings.results_prefix):
                 raise RefusedSourceError(f"s3://{inp.bucket}/{inp.key} is in the results area")
+            done = _already_done(inp, deps) if check_done else None
+            if done is not None:
+                item.answer.update(etag=normalise_etag(inp.etag), status="done", **done.to_answer())
+                return item
             obj = deps.store.get(inp.bucket, inp.key, settings.max_image_bytes)
             data = obj.data
             source = metadata.source_info(

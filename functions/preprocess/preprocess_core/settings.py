@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +39,8 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> i
     return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float | None = None) -> float:
+    """A number from the environment: positive, or at least ``minimum`` when one is given."""
     raw = env.get(name, "")
     if raw.strip() == "":
         return default
@@ -46,8 +48,12 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError as exc:
         raise ConfigError(f"{name}={raw!r} is not a number") from exc
-    if value <= 0:
+    if not math.isfinite(value):
+        raise ConfigError(f"{name}={raw!r} is not a finite number")
+    if minimum is None and value <= 0:
         raise ConfigError(f"{name}={raw!r} must be positive")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{name}={raw!r} must be at least {minimum}")
     return value
 
 
@@ -142,6 +148,10 @@ class Settings:
     """RESULTS_BUCKET: results and failure records; objects here are never processed."""
     results_prefix: str = ""
     """RESULTS_PREFIX: key prefix of results and failure records."""
+    done_check_seconds: float = 10.0
+    """DONE_CHECK_SECONDS: event objects whose result (for the model predict last answered with, within
+    this many seconds) or failure record exists are answered with one LIST, not processed again;
+    0 turns the check off (preprocess_core/done.py)."""
     log_level: str = "INFO"
     """LOG_LEVEL: DEBUG, INFO, WARNING, ERROR or CRITICAL."""
     s3: S3Settings = field(default_factory=S3Settings)
@@ -184,6 +194,7 @@ class Settings:
             input_bucket=env.get("INPUT_BUCKET", "").strip(),
             results_bucket=env.get("RESULTS_BUCKET", "results").strip() or "results",
             results_prefix=env.get("RESULTS_PREFIX", "").strip(),
+            done_check_seconds=_float(env, "DONE_CHECK_SECONDS", cls.done_check_seconds, minimum=0.0),
             log_level=_log_level(env),
             s3=s3,
         )
