@@ -6,7 +6,9 @@
 `source="filer"` (default) runs the adapter for low latency AND the watcher as a safety net: weed
 does not resend a webhook call that failed, and the adapter's own retries live in memory, so the
 watcher (persisted snapshot) picks up anything lost in a crash. The adapter tells the watcher what
-it delivered, so the watcher does not send it again. `source="watcher"` runs only the watcher.
+it delivered, so the watcher does not send it again, and both share an in-flight ledger
+(`triggers.inflight`): an object being delivered by one is never sent by the other at the same time.
+`source="watcher"` runs only the watcher.
 
 Used by ``make run`` / ``make serve`` (persistent data in ``.local/``) and by the end-to-end tests
 (temporary data, free ports).
@@ -118,6 +120,7 @@ class LocalStack:
         self.adapter.write_config(seaweed.workdir)
 
     def _start_watcher(self, invoker: Any, interval: float) -> None:
+        from triggers.inflight import InFlight
         from triggers.watcher import FileSnapshot, Watcher
 
         opts = self.options
@@ -133,6 +136,7 @@ class LocalStack:
         )
         if self.adapter is not None:
             self.adapter.on_delivered = self.watcher.mark_delivered
+            self.adapter.in_flight = self.watcher.in_flight = InFlight()
         self._watcher_thread = self.watcher.start(interval=interval)
 
     def stop(self) -> None:

@@ -40,6 +40,7 @@ from common.s3client import is_not_found, normalise_etag
 from triggers import loopback
 from triggers.events import DEFAULT_NAMESPACE, JSON, ObjectRef, oci_object_event, to_body
 from triggers.filer_events import FilerChange, notification_toml, parse_filer_event, write_notification_toml
+from triggers.inflight import InFlight
 from triggers.invoker import InvokeError, Invoker
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,9 @@ class FilerAdapter:
     """Keep retrying an undelivered object this long, then log it and give up (the watcher reconciles)."""
     on_delivered: Callable[[list[ObjectRef]], None] | None = None
     """Called with each delivered object (e.g. `Watcher.mark_delivered`)."""
+    in_flight: InFlight | None = None
+    """Shared with the watcher: an object version is delivered by one source at a time. The adapter
+    holds its claim from the first attempt to the end of its retries."""
     stats: AdapterStats = field(default_factory=AdapterStats)
     _seen: OrderedDict[tuple[str, str, str], None] = field(default_factory=OrderedDict, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -173,6 +177,10 @@ class FilerAdapter:
             if not self._claim(resolved.ref):
                 self._count("duplicates")
                 return _DUPLICATE
+            if self.in_flight is not None and not self.in_flight.claim(resolved.ref):
+                # The watcher is sending it now; if that fails, its next poll sends it again.
+                self._count("duplicates")
+                return _DUPLICATE
             pending.claimed = True
         return _SENT if self._deliver(resolved) else _UNDELIVERED
 
@@ -218,6 +226,8 @@ class FilerAdapter:
             log.warning("filer adapter: preprocess answered %s for %s/%s", result.status, ref.bucket, ref.key)
         if self.on_delivered is not None:
             self.on_delivered([ref])
+        if self.in_flight is not None:
+            self.in_flight.release([ref])  # after the watcher's snapshot has it: never in neither
         return True
 
     def _schedule(self, pending: _Pending) -> None:
@@ -253,6 +263,8 @@ class FilerAdapter:
                     if time.monotonic() - pending.first >= self.retry_for_s:
                         if pending.claimed:
                             self._release(pending.change.ref)
+                            if self.in_flight is not None:
+                                self.in_flight.release([pending.change.ref])
                         self._count("given_up")
                         log.error("filer adapter: gave up on %s/%s after %.0f s (%s); the watcher will "
                                   "reconcile it", pending.change.ref.bucket, pending.change.ref.key,

@@ -16,6 +16,10 @@ per object. A crash between a mark and that write loses only the mark: after the
 sends those objects once more, a harmless duplicate (predict answers "exists" and writes nothing), and
 nothing is missed.
 
+With an `in_flight` ledger shared with the adapter (`triggers.inflight`), a poll skips what the adapter
+is delivering at that moment (and the adapter skips what a poll is sending): an object is never in
+flight twice. What is skipped is not marked: if that delivery fails it is sent by a later poll.
+
 Cost: one LIST request per 1,000 keys per poll (≈65 µs/key on SeaweedFS), so keep the watched
 prefix small (an inbox) or prefer notifications for large buckets.
 """
@@ -33,6 +37,7 @@ from typing import Any, Literal
 from common.result_keys import is_results_location
 from common.s3client import normalise_etag
 from triggers.events import JSON, ObjectRef, oci_object_event, s3_records, to_body
+from triggers.inflight import InFlight
 from triggers.invoker import InvokeError, Invoker
 from triggers.snapshot import FileSnapshot, ObjectSnapshot, Snapshot, SnapshotStore
 
@@ -53,6 +58,8 @@ class PollStats:
     removed: int = 0
     sent: int = 0
     failed: int = 0
+    in_flight: int = 0
+    """Skipped this poll: another source was delivering them."""
     batches: int = 0
     list_s: float = 0.0
     total_s: float = 0.0
@@ -75,6 +82,8 @@ class Watcher:
     """On the very first poll (no snapshot yet): send what is already there, or only remember it."""
     persist_every_s: float = 0.5
     """How often `run` writes marks from `mark_delivered` between polls."""
+    in_flight: InFlight | None = None
+    """Shared with the filer adapter: what either source is delivering right now."""
     _state: Snapshot | None = field(default=None, init=False, repr=False)
     _dirty: bool = field(default=False, init=False, repr=False)
     _fresh: bool = field(default=False, init=False, repr=False)
@@ -154,24 +163,48 @@ class Watcher:
                 todo = []
             if gone or remember_only or self._dirty:
                 self._save(state)
-        for refs, body in self._bodies(todo):
+        for refs, body in self._bodies(self._claim(todo, state, stats)):
             stats.batches += 1
             try:
-                result = self.invoker.invoke(body, JSON)
-            except InvokeError as exc:
-                log.warning("watcher: delivery failed, will retry next poll: %s", exc)
-                stats.failed += len(refs)
-                continue
-            if result.status >= 500:
-                log.warning("watcher: preprocess answered %s, will retry next poll", result.status)
-                stats.failed += len(refs)
-                continue
-            with self._lock:
-                state.update({ref.key: ref.etag for ref in refs})
-                self._save(state)
-            stats.sent += len(refs)
+                delivered = self._deliver(refs, body, stats)
+            finally:
+                if self.in_flight is not None:
+                    self.in_flight.release(refs)
+            if delivered:
+                with self._lock:
+                    state.update({ref.key: ref.etag for ref in refs})
+                    self._save(state)
+                stats.sent += len(refs)
         stats.total_s = time.monotonic() - started
         return stats
+
+    def _claim(self, todo: list[ObjectRef], state: Snapshot, stats: PollStats) -> list[ObjectRef]:
+        """What this poll sends: not delivered meanwhile by another source, nor in flight there."""
+        if self.in_flight is None:
+            return todo
+        mine: list[ObjectRef] = []
+        with self._lock:  # the adapter marks deliveries under this lock too: no gap between the two
+            for ref in todo:
+                if state.get(ref.key) == ref.etag:
+                    continue  # delivered by the adapter since the listing
+                if self.in_flight.claim(ref):
+                    mine.append(ref)
+                else:
+                    stats.in_flight += 1
+        return mine
+
+    def _deliver(self, refs: list[ObjectRef], body: bytes, stats: PollStats) -> bool:
+        try:
+            result = self.invoker.invoke(body, JSON)
+        except InvokeError as exc:
+            log.warning("watcher: delivery failed, will retry next poll: %s", exc)
+            stats.failed += len(refs)
+            return False
+        if result.status >= 500:
+            log.warning("watcher: preprocess answered %s, will retry next poll", result.status)
+            stats.failed += len(refs)
+            return False
+        return True
 
     def run(self, interval: float, stop_event: threading.Event) -> None:
         """Poll every `interval` seconds until `stop_event` is set; errors are logged, not fatal.

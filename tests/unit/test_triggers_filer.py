@@ -269,3 +269,31 @@ def test_adapter_memory_stays_bounded_by_dedupe_size() -> None:
     assert adapter.stats.sent == 50
     sizes = {name: len(value) for name, value in vars(adapter).items() if isinstance(value, list | dict)}
     assert sizes and max(sizes.values()) <= 10, sizes
+
+
+def test_adapter_holds_the_in_flight_claim_until_delivered_or_given_up() -> None:
+    from triggers.inflight import InFlight
+
+    ref = ObjectRef("images", "c.jpg", MD5_HELLO, 5, "image/jpeg")
+    event = _event("create", "/buckets/images/c.jpg", _file("c.jpg", b"hello", etag=MD5_HELLO))
+    ledger = InFlight()
+    seen_in_flight: list[bool] = []
+
+    def on_delivered(refs: list[ObjectRef]) -> None:  # the watcher's snapshot records it while still claimed
+        seen_in_flight.append(not ledger.claim(refs[0]))
+
+    adapter = FilerAdapter(Recorder(fail=True), retry_backoff_s=0.01, retry_for_s=0.05, in_flight=ledger,
+                           on_delivered=on_delivered)
+    with adapter:
+        assert adapter.handle(event)[0] == 202
+        assert not ledger.claim(ref), "queued for retry: still the adapter's"
+        deadline = time.monotonic() + 10
+        while adapter.pending_retries() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert ledger.claim(ref), "given up: released for the watcher"
+    adapter.invoker = Recorder()
+    assert adapter.handle(event) == (200, "duplicate"), "the watcher is sending it now"
+    ledger.release([ref])
+    assert adapter.handle(event) == (200, "duplicate"), "the watcher owns it (its next poll retries a failure)"
+    other = _event("create", "/buckets/images/d.jpg", _file("d.jpg", b"hello", etag=MD5_HELLO))
+    assert adapter.handle(other) == (200, "sent") and seen_in_flight == [True] and len(ledger) == 0

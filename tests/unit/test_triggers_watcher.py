@@ -223,3 +223,31 @@ def test_crash_before_the_write_only_repeats_harmlessly(s3: Any, new_bucket: Cal
     assert again.poll_once().sent == 1  # the marked object is sent once more: nothing is missed ...
     assert [r.key for r in fake.existed] == [new.key]  # ... and the duplicate wrote nothing
     assert sorted(r.key for r in fake.created) == sorted([*(r.key for r in refs), new.key])
+
+
+def test_what_another_source_has_in_flight_is_skipped_not_lost(s3: Any, new_bucket: Callable[[str], str],
+                                                                fake: FakePreprocess, tmp_path: Path) -> None:
+    from triggers.inflight import InFlight
+
+    bucket = new_bucket("w")
+    for key in ("a.jpg", "b.jpg"):
+        s3.put_object(Bucket=bucket, Key=key, Body=key.encode())
+    ledger = InFlight()
+    w = _watcher(s3, bucket, fake, tmp_path / "snap.json", in_flight=ledger)
+    adapters = ObjectRef(bucket, "a.jpg", _etag(s3, bucket, "a.jpg"))
+    assert ledger.claim(adapters)  # the filer adapter is delivering a.jpg right now
+
+    stats = w.poll_once()
+    assert (stats.sent, stats.in_flight) == (1, 1) and [r.key for r in fake.refs_received()] == ["b.jpg"]
+    assert len(ledger) == 1, "the watcher released its own claim after the batch"
+
+    ledger.release([adapters])  # the adapter's delivery failed and was given up: not marked delivered
+    stats = w.poll_once()
+    assert (stats.sent, stats.in_flight) == (1, 0) and fake.refs_received()[-1].key == "a.jpg"
+
+    s3.put_object(Bucket=bucket, Key="c.jpg", Body=b"c")
+    c = ObjectRef(bucket, "c.jpg", _etag(s3, bucket, "c.jpg"))
+    ledger.claim(c)
+    w.mark_delivered([c])  # the adapter delivered it (marks, then releases)
+    ledger.release([c])
+    assert w.poll_once().sent == 0 and len(fake.refs_received()) == 2
