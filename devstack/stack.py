@@ -46,6 +46,8 @@ class StackOptions:
     function_log: Path | IO[str] | None = None
     """Where container output goes (default: data_dir/functions.log)."""
     extra_config: dict[str, str] = field(default_factory=dict)
+    share_in_flight: bool = True
+    """Adapter and watcher share an in-flight ledger (off only to measure what it saves: bench)."""
 
 
 class LocalStack:
@@ -136,7 +138,8 @@ class LocalStack:
         )
         if self.adapter is not None:
             self.adapter.on_delivered = self.watcher.mark_delivered
-            self.adapter.in_flight = self.watcher.in_flight = InFlight()
+            if opts.share_in_flight:
+                self.adapter.in_flight = self.watcher.in_flight = InFlight()
         self._watcher_thread = self.watcher.start(interval=interval)
 
     def stop(self) -> None:

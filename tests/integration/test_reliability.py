@@ -6,6 +6,7 @@ status asks the event source to retry only what a retry can fix.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -203,3 +204,41 @@ def test_duplicate_deliveries_are_answered_from_the_records_without_inference(
             p.get("result", p.get("failure"))["key"] for p in first["predictions"]
         ]
     assert predict_calls(fl) == calls, "no duplicate reached predict"
+
+
+def test_an_image_that_kills_its_container_ends_as_a_failure_record_not_a_loop(
+    seaweed: Any, model_dir: Path, s3: Any, new_bucket: Any, http: httpx.Client
+) -> None:
+    # A budget configured far above the function's memory lets a 10000x10000 PNG (400 MB decoded)
+    # through; preprocess has 256 MB, so each decode gets the container killed (fnlocal, like Fn's
+    # cgroup). The event source delivers it again each time; after two kills it is not decoded again.
+    from PIL import Image
+
+    from fnlocal import FnLocal
+
+    bucket = new_bucket("poison")
+    buffer = io.BytesIO()
+    Image.new("RGB", (10_000, 10_000), (200, 120, 40)).save(buffer, "PNG", compress_level=1)
+    s3.put_object(Bucket=bucket, Key="killer.png", Body=buffer.getvalue())
+    s3.put_object(Bucket=bucket, Key="good.jpg", Body=JPEG)
+    overrides = {**seaweed.env(), "PREDICT_URL": "${FNLOCAL_URL}/invoke/vision/predict",
+                 "MODEL_MANIFEST": str(model_dir / "manifest.json"), "RESULTS_BUCKET": "results",
+                 "MAX_DECODED_BYTES": "1000000000", "MAX_PIXELS": "200000000"}
+    with FnLocal(str(REPO), port=0, env_overrides=overrides) as running:
+        statuses = []
+        for _ in range(4):
+            reply = invoke(running, http, s3_event(bucket, ["killer.png", "good.jpg"]))
+            statuses.append(reply.status_code)
+            if reply.status_code == 200:
+                break
+    assert statuses == [502, 502, 200], statuses
+    killer, good = reply.json()["predictions"]
+    assert killer["status"] == "failed" and killer["error"]["code"] == "decode_killed"
+    assert good["result"]["status"] == "created"
+    record = json.loads(s3.get_object(Bucket="results", Key=killer["failure"]["key"])["Body"].read())
+    assert record["error"]["code"] == "decode_killed"
+    folder = killer["failure"]["key"].rsplit("/", 1)[0] + "/"
+    names = [o["Key"][len(folder):] for o in s3.list_objects_v2(Bucket="results", Prefix=folder)["Contents"]]
+    assert names == ["attempt-1.json", "attempt-2.json", "failure.json"], "the two kills stay on record"
+    good_folder = good["result"]["key"].rsplit("/", 1)[0] + "/"
+    assert len(s3.list_objects_v2(Bucket="results", Prefix=good_folder)["Contents"]) == 1, "no marker for a JPEG"

@@ -52,6 +52,9 @@ class MemoryStore:
         data = self.objects[(bucket, key)]
         return FetchedObject(data, f"etag-{key}", len(data), "image/jpeg", None)
 
+    def delete(self, bucket: str, key: str) -> None:
+        self.written.pop((bucket, key), None)
+
     def list_names(self, bucket: str, prefix: str) -> set[str]:
         return {k[len(prefix) :] for b, k in self.written if b == bucket and k.startswith(prefix)}
 
@@ -512,3 +515,34 @@ def test_a_duplicate_delivery_costs_one_list_and_no_fetch_or_inference() -> None
         service.run(parse_request(json.dumps({"bucket": "images", "key": "a.jpg"}).encode(), {}), d, "C3")
     stale = service.run(parse_request(records("a.jpg"), {}), d, "C4")
     assert stale["predictions"][0]["status"] == "failed", "stale model knowledge: processed, not answered as done"
+
+
+RISKY_PNG = gen.encode(gen.chelsea().resize((2000, 2000)).convert("RGBA"), "PNG")  # 16 MB decoded
+
+
+def test_a_risky_decode_leaves_no_marker_once_it_ended() -> None:
+    d = deps({("images", "big.png"): RISKY_PNG}, max_decoded_bytes=40_000_000)
+    out = service.run(parse_request(records("big.png"), {}), d, "C")
+    assert out["predictions"][0]["status"] == "ok"
+    assert not [k for _, k in d.store.written if "attempt-" in k]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("left_behind", "outcome"), [(1, "ok"), (2, "failed")])
+def test_markers_of_decodes_that_never_ended_stop_a_poison_loop(left_behind: int, outcome: str) -> None:
+    from preprocess_core.result_keys import attempt_key
+
+    d = deps({("images", "big.png"): RISKY_PNG}, max_decoded_bytes=40_000_000)
+    for n in range(1, left_behind + 1):  # what containers killed mid-decode leave behind
+        d.store.written[("results", attempt_key("", "images", "big.png", "etag-big.png", n))] = {}  # type: ignore[attr-defined]
+    (item,) = service.run(parse_request(records("big.png"), {}), d, "C")["predictions"]
+    assert item["status"] == outcome
+    if outcome == "failed":
+        assert item["error"]["code"] == "decode_killed" and item["failure"]["status"] == "created"
+    else:
+        assert not [k for _, k in d.store.written if "attempt-" in k]  # type: ignore[attr-defined]
+
+
+def test_a_small_or_baseline_decode_writes_no_marker() -> None:
+    d = deps({("images", "a.jpg"): CAT, ("images", "big.png"): RISKY_PNG})  # default budget: 100 MB
+    service.run(parse_request(records("a.jpg", "big.png"), {}), d, "C")
+    assert not d.store.written  # type: ignore[attr-defined]

@@ -8,6 +8,7 @@ model version gets its own document next to the old one:
 
     {prefix}{src_bucket}/{src_key}/{etag}/{model_name}@{model_version}.json
     {prefix}{src_bucket}/{src_key}/{etag}/failure.json
+    {prefix}{src_bucket}/{src_key}/{etag}/attempt-{n}.json   (only while a risky decode runs)
 
 S3 keys are at most 1,024 bytes of UTF-8. A legal source key close to that limit would make the
 natural form too long (the write is refused, and before this rule the event was retried forever),
@@ -90,6 +91,11 @@ def result_key(prefix: str, bucket: str, key: str, etag: str, model_name: str, m
 def failure_key(prefix: str, bucket: str, key: str, etag: str) -> str:
     """Key of the failure record for a source object version that could not be processed."""
     return f"{folder(prefix, bucket, key, etag)}{FAILURE_NAME}"
+
+
+def attempt_key(prefix: str, bucket: str, key: str, etag: str, attempt: int) -> str:
+    """Key of the marker a risky decode leaves while it runs (preprocess_core/decode_guard.py)."""
+    return f"{folder(prefix, bucket, key, etag)}attempt-{attempt}.json"
 
 
 def is_results_location(bucket: str, key: str, results_bucket: str, results_prefix: str) -> bool:

@@ -14,6 +14,7 @@ event sources deliver again; 4xx are permanent and answered (and recorded) once.
     │   └── UrlNotFoundError        404 url_not_found       (URL answered 404/410)
     ├── TooLargeError               413 too_large           (bytes over MAX_IMAGE_BYTES)
     │   ├── ImageTooLargeError      413 image_too_large     (header pixels over MAX_PIXELS)
+    │   │   └── DecodeKilledError   413 decode_killed       (its decode ended the container twice)
     │   └── TooManyImagesError      413 too_many_images
     ├── ImageError                  415 not_an_image        (unknown format, empty, disallowed format)
     │   └── CorruptImageError       415 corrupt_image       (truncated / undecodable)
@@ -82,6 +83,12 @@ class TooLargeError(PreprocessError):
 
 class ImageTooLargeError(TooLargeError):
     code = "image_too_large"
+
+
+class DecodeKilledError(ImageTooLargeError):
+    """Decoding this object version ended its container before, repeatedly: it is not tried again."""
+
+    code = "decode_killed"
 
 
 class TooManyImagesError(TooLargeError):

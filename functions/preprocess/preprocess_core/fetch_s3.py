@@ -120,6 +120,14 @@ class S3Store:
             raise StorageError(f"cannot list s3://{bucket}/{prefix}: {exc}") from exc
         return {item["Key"][len(prefix) :] for item in response.get("Contents", [])}
 
+    def delete(self, bucket: str, key: str) -> None:
+        """Remove one object (a decode guard's marker); a missing one is fine."""
+        try:
+            self.client.delete_object(Bucket=bucket, Key=key)
+        except Exception as exc:
+            if not is_not_found(exc):
+                raise StorageError(f"cannot delete s3://{bucket}/{key}: {exc}") from exc
+
     def put_if_absent(self, bucket: str, key: str, document: dict[str, Any]) -> str:
         """Write a JSON document unless the key exists: returns "created" or "exists"."""
         body = json.dumps(document, ensure_ascii=False, default=str).encode("utf-8")

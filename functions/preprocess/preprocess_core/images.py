@@ -108,6 +108,18 @@ def open_image(data: bytes, max_pixels: int, max_decoded_bytes: int | None = Non
     return img
 
 
+def decode_cost(img: Image.Image, data: bytes) -> int:
+    """Bytes the decode of ``img`` will hold at its peak, known from the header (before decoding).
+
+    JPEGs: the whole-image coefficient buffer of progressive / multi-scan files (the drafted output
+    is small); other formats: the whole decoded frame.
+    """
+    if img.format in _DRAFT_FORMATS:
+        layout = jpeg_layout.read_layout(data)
+        return layout.coefficient_bytes() if layout is not None else 0
+    return decoded_bytes(img)
+
+
 def _check_jpeg_buffer(data: bytes, img: Image.Image, max_decoded_bytes: int | None) -> None:
     """Progressive / multi-scan JPEGs hold all their DCT coefficients while decoding (jpeg_layout)."""
     layout = jpeg_layout.read_layout(data)

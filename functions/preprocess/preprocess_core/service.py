@@ -31,7 +31,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from . import images, metadata
+from . import decode_guard, images, metadata
 from .done import Done, ServedModel, find_done
 from .errors import (
     BadEventError,
@@ -60,6 +60,8 @@ class ObjectStore(Protocol):
     def get(self, bucket: str, key: str, max_bytes: int) -> FetchedObject: ...
 
     def list_names(self, bucket: str, prefix: str) -> set[str]: ...
+
+    def delete(self, bucket: str, key: str) -> None: ...
 
     def put_if_absent(self, bucket: str, key: str, document: dict[str, Any]) -> str: ...
 
@@ -326,9 +328,15 @@ def _prepare(inp: Input, deps: Deps, call_id: str | None, *, check_done: bool = 
 
     try:
         img = images.open_image(data, settings.max_pixels, settings.max_decoded_bytes)
-        info = metadata.image_info(img, data, images.is_animated(img))
-        exif = metadata.read_exif(img)
-        prepared = images.to_tensor(img, settings.model, max_decoded_bytes=settings.max_decoded_bytes)
+        results = (settings.results_bucket, settings.results_prefix)
+        cost = images.decode_cost(img, data)
+        with decode_guard.guarded(deps.store, results, source, cost, settings.max_decoded_bytes, call_id):
+            info = metadata.image_info(img, data, images.is_animated(img))
+            exif = metadata.read_exif(img)
+            prepared = images.to_tensor(img, settings.model, max_decoded_bytes=settings.max_decoded_bytes)
+    except StorageError as exc:  # the guard's marker could not be written: retry later, don't risk it
+        _fail(item, exc, deps, call_id, stage="decode")
+        return item
     except (ImageError, TooLargeError) as exc:
         item.source = {"metadata": {"source": source}}
         _fail(item, exc, deps, call_id, stage="decode")
