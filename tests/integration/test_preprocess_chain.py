@@ -14,25 +14,16 @@ import httpx
 import pytest
 
 from tests.data import preprocess_images as gen
+from tests.integration.chain import repo_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
 CAT_CLASSES = {281, 282, 285}  # tabby, tiger cat, Egyptian cat
 
 
 @pytest.fixture(scope="module")
 def fl(seaweed: Any, model_dir: Path) -> Iterator[Any]:
-    from fnlocal import FnLocal
-
-    overrides = {
-        **seaweed.env(),
-        "PREDICT_URL": "${FNLOCAL_URL}/invoke/vision/predict",
-        "MODEL_MANIFEST": str(model_dir / "manifest.json"),
-        "RESULTS_BUCKET": "results",
-        "RESULTS_PREFIX": "",
-    }
-    with FnLocal(str(REPO), port=0, env_overrides=overrides) as running:
+    with repo_app(seaweed, model_dir) as running:
         yield running
 
 

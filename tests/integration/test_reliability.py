@@ -18,26 +18,17 @@ import pytest
 
 from common.result_keys import LONG_FOLDER, MAX_KEY_BYTES, result_key
 from tests.data import preprocess_images as gen
+from tests.integration.chain import repo_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
 CAT_CLASSES = {281, 282, 285}
 JPEG = gen.encode(gen.chelsea(), "JPEG", quality=90)
 
 
 @pytest.fixture(scope="module")
 def fl(seaweed: Any, model_dir: Path) -> Iterator[Any]:
-    from fnlocal import FnLocal
-
-    overrides = {
-        **seaweed.env(),
-        "PREDICT_URL": "${FNLOCAL_URL}/invoke/vision/predict",
-        "MODEL_MANIFEST": str(model_dir / "manifest.json"),
-        "RESULTS_BUCKET": "results",
-        "RESULTS_PREFIX": "",
-    }
-    with FnLocal(str(REPO), port=0, env_overrides=overrides) as running:
+    with repo_app(seaweed, model_dir) as running:
         yield running
 
 
@@ -214,17 +205,12 @@ def test_an_image_that_kills_its_container_ends_as_a_failure_record_not_a_loop(
     # cgroup). The event source delivers it again each time; after two kills it is not decoded again.
     from PIL import Image
 
-    from fnlocal import FnLocal
-
     bucket = new_bucket("poison")
     buffer = io.BytesIO()
     Image.new("RGB", (10_000, 10_000), (200, 120, 40)).save(buffer, "PNG", compress_level=1)
     s3.put_object(Bucket=bucket, Key="killer.png", Body=buffer.getvalue())
     s3.put_object(Bucket=bucket, Key="good.jpg", Body=JPEG)
-    overrides = {**seaweed.env(), "PREDICT_URL": "${FNLOCAL_URL}/invoke/vision/predict",
-                 "MODEL_MANIFEST": str(model_dir / "manifest.json"), "RESULTS_BUCKET": "results",
-                 "MAX_DECODED_BYTES": "1000000000", "MAX_PIXELS": "200000000"}
-    with FnLocal(str(REPO), port=0, env_overrides=overrides) as running:
+    with repo_app(seaweed, model_dir, MAX_DECODED_BYTES="1000000000", MAX_PIXELS="200000000") as running:
         statuses = []
         for _ in range(4):
             reply = invoke(running, http, s3_event(bucket, ["killer.png", "good.jpg"]))
