@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from fnlocal.config import ConfigError, load_app, merge_config, parse_entrypoint, stable_id
+from tests.fixture_apps import fixture_app
 
-DEMO = Path(__file__).resolve().parents[1] / "fixtures" / "apps" / "demo"
+DEMO = fixture_app("demo")
 
 
 def test_demo_app_functions_and_settings() -> None:
