@@ -12,6 +12,7 @@ import urllib.request
 from collections.abc import Sequence
 from types import FrameType
 
+from fnlocal import lock
 from fnlocal.config import ConfigError, load_app
 from fnlocal.deps import DEPS_DIR_ENV, ISOLATED, MODES
 from fnlocal.protocol import FnError
@@ -54,6 +55,14 @@ def _parser() -> argparse.ArgumentParser:
 
     lister = sub.add_parser("list", help="list the app's functions, ids and triggers")
     lister.add_argument("--app-dir", default=".", help="folder with app.yaml (default: .)")
+
+    locker = sub.add_parser("lock", help="pin each function's requirements.in into its requirements.txt, "
+                                         "resolved by pip for the Fn image (CPython 3.11, manylinux 2.28 x86-64)")
+    locker.add_argument("functions", nargs="*", metavar="FUNCTION", help="default: every function with a "
+                                                                         "requirements.in")
+    locker.add_argument("--app-dir", default=".", help="folder with app.yaml (default: .)")
+    locker.add_argument("--upgrade", action="store_true",
+                        help="re-resolve from scratch instead of keeping the pins already in requirements.txt")
     return parser
 
 
@@ -133,6 +142,21 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lock(args: argparse.Namespace) -> int:
+    app = load_app(args.app_dir)
+    unknown = sorted(set(args.functions) - set(app.functions))
+    if unknown:
+        raise ConfigError(f"no function {', '.join(unknown)} in app {app.name!r}")
+    names = args.functions or [name for name, fn in app.functions.items()
+                               if (fn.directory / lock.REQUIREMENTS_IN).is_file()]
+    for name in names:
+        fn_dir = app.functions[name].directory
+        written = lock.lock_function(fn_dir, upgrade=args.upgrade)
+        count = len(lock.read_pins(written))
+        print(f"fnlocal: {app.name}/{name}: {count} packages pinned in {written}", file=sys.stderr)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `fnlocal` console script."""
     args = _parser().parse_args(argv)
@@ -141,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "invoke":
             return _invoke(args)
+        if args.command == "lock":
+            return _lock(args)
         return _list(args)
     except (ConfigError, FnError) as exc:
         print(f"fnlocal: {exc}", file=sys.stderr)
