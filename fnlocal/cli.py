@@ -4,18 +4,30 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from types import FrameType
 
+from fnlocal import lock
 from fnlocal.config import ConfigError, load_app
 from fnlocal.deps import DEPS_DIR_ENV, ISOLATED, MODES
 from fnlocal.protocol import FnError
-from fnlocal.server import DEFAULT_PORT, FnLocal
+from fnlocal.server import (
+    DEFAULT_PORT,
+    DETACHED_ACCEPT,
+    DETACHED_MODES,
+    INVOKE_ENDPOINT_ANNOTATION,
+    FnLocal,
+)
+
+FN_API_URL_ENV = "FN_API_URL"
+"""The fn CLI's server URL variable; `fnlocal invoke` honours it too (when --endpoint is not given)."""
 
 
 def _deps_options(parser: argparse.ArgumentParser) -> None:
@@ -38,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--queue-timeout", type=float, default=10.0,
                        help="seconds a call waits for a container")
     _deps_options(serve)
+    serve.add_argument("--detached", choices=DETACHED_MODES, default=DETACHED_ACCEPT,
+                       help="detached /invoke: accept (default) = 202 at once, as OCI; wait = run it, then "
+                            "200 with no body, as a self-hosted Fn server")
     serve.add_argument("--log-file", help="container output and call log (default: stderr)")
     serve.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
                        help="extra config for every function (repeatable)")
@@ -48,12 +63,21 @@ def _parser() -> argparse.ArgumentParser:
     invoke.add_argument("--app-dir", default=".", help="folder with app.yaml (default: .)")
     invoke.add_argument("--content-type", default="text/plain")
     invoke.add_argument("--endpoint",
-                        help="a running fnlocal, e.g. http://127.0.0.1:8080 (default: start one)")
+                        help="a running fnlocal, e.g. http://127.0.0.1:8080 (default: $FN_API_URL as the fn CLI "
+                             "reads it, else start one)")
     _deps_options(invoke)
     invoke.add_argument("--config", action="append", default=[], metavar="KEY=VALUE")
 
     lister = sub.add_parser("list", help="list the app's functions, ids and triggers")
     lister.add_argument("--app-dir", default=".", help="folder with app.yaml (default: .)")
+
+    locker = sub.add_parser("lock", help="pin each function's requirements.in into its requirements.txt, "
+                                         "resolved by pip for the Fn image (CPython 3.11, manylinux 2.28 x86-64)")
+    locker.add_argument("functions", nargs="*", metavar="FUNCTION", help="default: every function with a "
+                                                                         "requirements.in")
+    locker.add_argument("--app-dir", default=".", help="folder with app.yaml (default: .)")
+    locker.add_argument("--upgrade", action="store_true",
+                        help="re-resolve from scratch instead of keeping the pins already in requirements.txt")
     return parser
 
 
@@ -70,7 +94,7 @@ def _pairs(items: Sequence[str]) -> dict[str, str]:
 def _serve(args: argparse.Namespace) -> int:
     local = FnLocal(args.app_dir, args.port, host=args.host, env_overrides=_pairs(args.config),
                     max_containers=args.max_containers, queue_timeout_s=args.queue_timeout, log=args.log_file,
-                    deps=args.deps, deps_dir=args.deps_dir)
+                    deps=args.deps, deps_dir=args.deps_dir, detached=args.detached)
     done = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -89,8 +113,10 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _request(url: str, body: bytes, content_type: str) -> tuple[int, bytes]:
-    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": content_type})
+def _request(url: str, body: bytes | None = None, content_type: str | None = None) -> tuple[int, bytes]:
+    """POST `body` (GET without one) and return the status and body, error statuses included."""
+    headers = {"Content-Type": content_type} if content_type else {}
+    req = urllib.request.Request(url, data=body, method="GET" if body is None else "POST", headers=headers)
     try:
         with urllib.request.urlopen(req) as resp:
             return int(resp.status), bytes(resp.read())
@@ -98,11 +124,36 @@ def _request(url: str, body: bytes, content_type: str) -> tuple[int, bytes]:
         return exc.code, exc.read()
 
 
+def _first_item(url: str, what: str) -> dict[str, object]:
+    status, data = _request(url)
+    items = json.loads(data).get("items") if status == 200 else None
+    if not items:
+        raise ConfigError(f"{what} not found ({url} answered {status})")
+    item: dict[str, object] = items[0]
+    return item
+
+
+def invoke_endpoint(api_url: str, app: str, function: str) -> str:
+    """Find a function's invoke URL through Fn's API as `fn invoke` does: the app by name, the function
+    by app id and name, then its `fnproject.io/fn/invokeEndpoint` annotation (fn-contract.md §3.5).
+    Works against a real Fn server and against a running fnlocal alike."""
+    base = api_url.rstrip("/")
+    app_item = _first_item(f"{base}/v2/apps?{urllib.parse.urlencode({'name': app})}", f"app {app!r}")
+    query = urllib.parse.urlencode({"app_id": app_item["id"], "name": function})
+    fn_item = _first_item(f"{base}/v2/fns?{query}", f"function {app}/{function}")
+    annotations = fn_item.get("annotations")
+    endpoint = annotations.get(INVOKE_ENDPOINT_ANNOTATION) if isinstance(annotations, dict) else None
+    return str(endpoint or f"{base}/invoke/{fn_item['id']}")
+
+
 def _invoke(args: argparse.Namespace) -> int:
     body = b"" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.buffer.read()
+    api_url = os.environ.get(FN_API_URL_ENV)
     if args.endpoint:
         status, data = _request(f"{args.endpoint.rstrip('/')}/invoke/{args.app}/{args.function}", body,
                                 args.content_type)
+    elif api_url:  # like the fn CLI: a server is already running there, never start one
+        status, data = _request(invoke_endpoint(api_url, args.app, args.function), body, args.content_type)
     else:
         with FnLocal(args.app_dir, env_overrides=_pairs(args.config), deps=args.deps,
                      deps_dir=args.deps_dir) as local:
@@ -133,6 +184,21 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lock(args: argparse.Namespace) -> int:
+    app = load_app(args.app_dir)
+    unknown = sorted(set(args.functions) - set(app.functions))
+    if unknown:
+        raise ConfigError(f"no function {', '.join(unknown)} in app {app.name!r}")
+    names = args.functions or [name for name, fn in app.functions.items()
+                               if (fn.directory / lock.REQUIREMENTS_IN).is_file()]
+    for name in names:
+        fn_dir = app.functions[name].directory
+        written = lock.lock_function(fn_dir, upgrade=args.upgrade)
+        count = len(lock.read_pins(written))
+        print(f"fnlocal: {app.name}/{name}: {count} packages pinned in {written}", file=sys.stderr)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `fnlocal` console script."""
     args = _parser().parse_args(argv)
@@ -141,6 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "invoke":
             return _invoke(args)
+        if args.command == "lock":
+            return _lock(args)
         return _list(args)
     except (ConfigError, FnError) as exc:
         print(f"fnlocal: {exc}", file=sys.stderr)

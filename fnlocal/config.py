@@ -1,4 +1,14 @@
-"""Read an Fn app folder (`app.yaml` + `functions/*/func.yaml`) the way `fn deploy --all` would."""
+"""Read an Fn app folder (`app.yaml` + `functions/*/func.yaml`) the way `fn deploy --all` would.
+
+Plus `fnlocal.yaml` beside app.yaml, which only fnlocal reads (the fn CLI deploys app.yaml and func
+files, nothing else): per-function config defaults for running the app locally, used only where
+app.yaml, func.yaml and the caller's overrides leave a key unset. A value there may name fnlocal's
+own URL as `${FNLOCAL_URL}`, so an app can point one function at another without touching func.yaml:
+
+    defaults:
+      preprocess:
+        PREDICT_URL: ${FNLOCAL_URL}/t/vision/predict
+"""
 
 from __future__ import annotations
 
@@ -17,6 +27,7 @@ DEFAULT_IDLE_TIMEOUT_S = 30
 DEFAULT_ENTRYPOINT = "/python/bin/fdk /function/func.py handler"
 FUNC_FILES = ("func.yaml", "func.yml")
 APP_FILES = ("app.yaml", "app.yml")
+LOCAL_FILES = ("fnlocal.yaml", "fnlocal.yml")
 #: func.yaml annotation that overrides the per-function container limit (fnlocal only).
 MAX_CONTAINERS_ANNOTATION = "fnlocal/max_containers"
 
@@ -89,10 +100,12 @@ def parse_entrypoint(entrypoint: str | None) -> str:
 
 
 def merge_config(app_config: Mapping[str, Any] | None, fn_config: Mapping[str, Any] | None,
-                 overrides: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Merge app config, function config (wins over app) and caller overrides (win over both)."""
+                 overrides: Mapping[str, str] | None = None, *,
+                 defaults: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """Merge fnlocal.yaml defaults (lowest), app config, function config (wins over app) and caller
+    overrides (win over all)."""
     merged: dict[str, str] = {}
-    for source in (app_config or {}, fn_config or {}, overrides or {}):
+    for source in (defaults or {}, app_config or {}, fn_config or {}, overrides or {}):
         for key, value in source.items():
             merged[str(key)] = "" if value is None else str(value)
     return merged
@@ -133,8 +146,9 @@ def _triggers(data: Mapping[str, Any], path: Path) -> tuple[Trigger, ...]:
 
 
 def load_function(app: str, app_config: Mapping[str, Any], path: Path,
-                  overrides: Mapping[str, str] | None = None) -> Function:
-    """Build a Function from one func.yaml."""
+                  overrides: Mapping[str, str] | None = None, *,
+                  local_defaults: Mapping[str, Mapping[str, Any]] | None = None) -> Function:
+    """Build a Function from one func.yaml (`local_defaults`: fnlocal.yaml's, by function name)."""
     data = _read_yaml(path)
     if data.get("schema_version", 20180708) != 20180708:
         raise ConfigError(f"{path}: unsupported func.yaml version, please use the migrate command")
@@ -151,14 +165,30 @@ def load_function(app: str, app_config: Mapping[str, Any], path: Path,
         memory_mb=int(_number(data, "memory", DEFAULT_MEMORY_MB, path)),
         timeout_s=_number(data, "timeout", DEFAULT_TIMEOUT_S, path),
         idle_timeout_s=_number(data, "idle_timeout", DEFAULT_IDLE_TIMEOUT_S, path),
-        config=merge_config(app_config, data.get("config"), overrides),
+        config=merge_config(app_config, data.get("config"), overrides,
+                            defaults=(local_defaults or {}).get(name)),
         triggers=_triggers(data, path),
         annotations=dict(data.get("annotations") or {}),
     )
 
 
+def load_local_defaults(root: Path) -> dict[str, dict[str, Any]]:
+    """fnlocal.yaml's `defaults` (function name -> config), or {} without that file."""
+    path = _find(root, LOCAL_FILES)
+    if path is None:
+        return {}
+    data = _read_yaml(path)
+    unknown = set(data) - {"defaults"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}; expected 'defaults'")
+    defaults = data.get("defaults") or {}
+    if not isinstance(defaults, dict) or not all(isinstance(v, dict) for v in defaults.values()):
+        raise ConfigError(f"{path}: 'defaults' must map function names to config mappings")
+    return {str(name): dict(config) for name, config in defaults.items()}
+
+
 def load_app(app_dir: str | Path, overrides: Mapping[str, str] | None = None) -> App:
-    """Read `app.yaml` and every `functions/*/func.yaml` (or `*/func.yaml`) under app_dir."""
+    """Read `app.yaml`, fnlocal.yaml and every `functions/*/func.yaml` (or `*/func.yaml`) under app_dir."""
     root = Path(app_dir).resolve()
     app_file = _find(root, APP_FILES)
     if app_file is None:
@@ -166,14 +196,18 @@ def load_app(app_dir: str | Path, overrides: Mapping[str, str] | None = None) ->
     data = _read_yaml(app_file)
     name = str(data.get("name") or root.name)
     app_config = data.get("config") or {}
+    local_defaults = load_local_defaults(root)
     base = root / "functions" if (root / "functions").is_dir() else root
     functions: dict[str, Function] = {}
     for sub in sorted(p for p in base.iterdir() if p.is_dir()):
         func_file = _find(sub, FUNC_FILES)
         if func_file is None:
             continue
-        fn = load_function(name, app_config, func_file, overrides)
+        fn = load_function(name, app_config, func_file, overrides, local_defaults=local_defaults)
         if fn.name in functions:
             raise ConfigError(f"{func_file}: duplicate function name {fn.name!r}")
         functions[fn.name] = fn
+    unknown = sorted(set(local_defaults) - set(functions))
+    if unknown:  # a typo there would silently leave the default unapplied
+        raise ConfigError(f"{root}: fnlocal.yaml has defaults for {unknown}, which app {name!r} does not have")
     return App(name=name, app_id=stable_id(name), config=merge_config(app_config, None), functions=functions)

@@ -27,7 +27,7 @@ CONTAINER_HEADER = "Fn-Local-Container"
 """fnlocal's own response header: pid of the container that served the call."""
 
 MSG_APP_NOT_FOUND = "App not found"
-MSG_FN_NOT_FOUND = "Function not found"
+MSG_FN_NOT_FOUND = "Fn not found"  # models.ErrFnsNotFound (not "Function ...")
 MSG_TRIGGER_NOT_FOUND = "Trigger not found"
 MSG_PATH_NOT_FOUND = "Path not found"
 MSG_METHOD_NOT_ALLOWED = "Method not allowed"
@@ -64,8 +64,9 @@ class FnError(Exception):
 
 
 def error_body(message: str) -> bytes:
-    """Return Fn's error body for a message."""
-    return json.dumps({"message": message}, separators=(",", ":")).encode()
+    """Return Fn's error body for a message: `{"message":"..."}` and a newline, as Fn's `WriteError`
+    writes it with Go's `json.NewEncoder(w).Encode` (real-fn.md: `{"message":"Fn not found"}` + newline)."""
+    return json.dumps({"message": message}, separators=(",", ":")).encode() + b"\n"
 
 
 def new_call_id() -> str:

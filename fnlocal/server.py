@@ -13,16 +13,25 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from fnlocal import protocol
-from fnlocal.config import App, load_app
+from fnlocal.config import App, Function, load_app
 from fnlocal.container import LogSink
 from fnlocal.deps import ISOLATED, Deps
 from fnlocal.protocol import FnError, Headers
 from fnlocal.runtime import Runtime
 
 DEFAULT_PORT = 8080
+DETACHED_ACCEPT = "accept"
+"""Detached `/invoke` answered 202 at once, the call runs on: OCI Functions, Fn's LB/runner-pool setup."""
+DETACHED_WAIT = "wait"
+"""Detached `/invoke` run to the end, then 200 with no body (or the call's error): a single self-hosted
+Fn server (fnserver 0.3.753, real-fn.md), whose DetachedResponseWriter drops the body and whose
+function's own status overwrites the 202 it starts with."""
+DETACHED_MODES = (DETACHED_ACCEPT, DETACHED_WAIT)
+INVOKE_ENDPOINT_ANNOTATION = "fnproject.io/fn/invokeEndpoint"
+"""The function annotation `fn invoke` reads its URL from (fn-contract.md §2.7)."""
 
 
 class _BadRequest(ValueError):
@@ -34,9 +43,10 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
 
-    def __init__(self, address: tuple[str, int], runtime: Runtime) -> None:
+    def __init__(self, address: tuple[str, int], runtime: Runtime, detached: str = DETACHED_ACCEPT) -> None:
         super().__init__(address, _Handler)
         self.runtime = runtime
+        self.detached = detached
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
 
@@ -120,15 +130,18 @@ class _Handler(BaseHTTPRequestHandler):
                 self._invoke(runtime, parts[1:], body)
             elif parts[0] == "t" and len(parts) >= 2 and parts[1]:
                 self._trigger(runtime, parts[1], "/" + "/".join(parts[2:]), body)
+            elif parts[0] == "v2" and self.command == "GET":
+                data = json.dumps(self._lookup(runtime, parts[1:], urlsplit(self.path).query)).encode()
+                self._send(200, [("Content-Type", "application/json")], data)
             elif path == "/status" and self.command == "GET":
                 data = json.dumps(runtime.status(), indent=1).encode()
-                self._send(200, [("Content-Type", "application/json"),
-                                 ("Fn-Call-Id", protocol.new_call_id())], data)
+                self._send(200, [("Content-Type", "application/json")], data)
             else:
                 raise FnError(404, protocol.MSG_PATH_NOT_FOUND)
         except FnError as exc:
-            self._send(exc.status, [("Content-Type", protocol.ERROR_CONTENT_TYPE), *exc.headers,
-                                    ("Fn-Call-Id", protocol.new_call_id())], exc.body())
+            # Raised before any call exists (unknown app/function/trigger/path, wrong method): Fn answers
+            # these from its lookups, with no Fn-Call-Id (a call's own errors carry one: Runtime.call).
+            self._send(exc.status, [("Content-Type", protocol.ERROR_CONTENT_TYPE), *exc.headers], exc.body())
         except (ConnectionError, TimeoutError):
             self.close_connection = True
         except _BadRequest as exc:
@@ -143,8 +156,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self._responded:
             return
         try:
-            self._send(status, [("Content-Type", protocol.ERROR_CONTENT_TYPE), ("Connection", "close"),
-                                ("Fn-Call-Id", protocol.new_call_id())], protocol.error_body(message))
+            self._send(status, [("Content-Type", protocol.ERROR_CONTENT_TYPE), ("Connection", "close")],
+                       protocol.error_body(message))
         except OSError:
             pass
 
@@ -159,11 +172,43 @@ class _Handler(BaseHTTPRequestHandler):
             raise FnError(404, protocol.MSG_PATH_NOT_FOUND)
         headers = list(self.headers.items())
         if (protocol.header(headers, "Fn-Invoke-Type") or "").lower() == "detached":
-            call_id = runtime.call_detached(fn, headers, body)
-            self._send(202, [("Fn-Call-Id", call_id)], b"")
+            if self.server.detached == DETACHED_WAIT:
+                result = runtime.call(fn, headers, body, detached=True)
+                self._send(result.status, result.headers, result.body if result.status != 200 else b"")
+            else:
+                call_id = runtime.call_detached(fn, headers, body)
+                self._send(202, [("Fn-Call-Id", call_id)], b"")
             return
         result = runtime.call(fn, headers, body)
         self._send(result.status, result.headers, result.body)
+
+    @staticmethod
+    def _lookup(runtime: Runtime, parts: list[str], query: str) -> dict[str, Any]:
+        """The read side of Fn's v2 API that `fn invoke` uses to find a function (fnlocal: one app):
+        `GET /v2/apps?name=` and `/v2/fns?app_id=&name=` (lists, empty when nothing matches), and
+        `GET /v2/apps/{id}`, `/v2/fns/{id}` (404 `App not found` / `Fn not found`)."""
+        args = {k: v[-1] for k, v in parse_qs(query).items()}
+        app = runtime.app
+        app_item = {"id": app.app_id, "name": app.name}
+
+        def fn_item(fn: Function) -> dict[str, Any]:
+            return {"id": fn.fn_id, "name": fn.name, "app_id": app.app_id, "memory": fn.memory_mb,
+                    "timeout": fn.timeout_s, "idle_timeout": fn.idle_timeout_s,
+                    "annotations": {INVOKE_ENDPOINT_ANNOTATION: f"{runtime.url}/invoke/{fn.fn_id}"}}
+
+        if parts == ["apps"]:
+            return {"items": [app_item] if args.get("name", app.name) == app.name else []}
+        if len(parts) == 2 and parts[0] == "apps":
+            if parts[1] != app.app_id:
+                raise FnError(404, protocol.MSG_APP_NOT_FOUND)
+            return app_item
+        if parts == ["fns"]:
+            if args.get("app_id", app.app_id) != app.app_id:
+                return {"items": []}
+            return {"items": [fn_item(fn) for fn in app.functions.values() if args.get("name", fn.name) == fn.name]}
+        if len(parts) == 2 and parts[0] == "fns":
+            return fn_item(runtime.find_id(parts[1]))
+        raise FnError(404, protocol.MSG_PATH_NOT_FOUND)
 
     def _trigger(self, runtime: Runtime, app: str, source: str, body: bytes) -> None:
         fn = runtime.find_trigger(app, source)
@@ -187,13 +232,20 @@ class FnLocal:
     installed once like `fn build` into `deps_dir` (default `$FNLOCAL_DEPS_DIR` or
     `<app dir>/.local/fnlocal/deps`) by `start()`, which raises `DepsError` if pip fails.
     `deps="venv"`: the dev venv's site-packages instead (quick iteration; not what Fn does).
+
+    `detached="accept"` (default): a detached `/invoke` gets 202 at once and runs on, as on OCI;
+    `detached="wait"`: it runs to the end and gets 200 with no body, as on a self-hosted Fn server.
     """
 
     def __init__(self, app_dir: str | Path = ".", port: int = 0, *, host: str = "127.0.0.1",
                  env_overrides: Mapping[str, str] | None = None, max_containers: int = 4,
                  queue_timeout_s: float = 10.0, start_timeout_s: float = 5.0,
                  log: IO[str] | str | Path | None = None, fdk_command: list[str] | None = None,
-                 deps: str = ISOLATED, deps_dir: str | Path | None = None) -> None:
+                 deps: str = ISOLATED, deps_dir: str | Path | None = None,
+                 detached: str = DETACHED_ACCEPT) -> None:
+        if detached not in DETACHED_MODES:
+            raise ValueError(f"detached must be one of {DETACHED_MODES}, got {detached!r}")
+        self.detached = detached
         self.app: App = load_app(app_dir, env_overrides)
         self.deps = Deps(deps, deps_dir, app_root=Path(app_dir).resolve(), notify=self._notice)
         self._address = (host, port)
@@ -242,7 +294,7 @@ class FnLocal:
                                 max_containers=self._max_containers, queue_timeout_s=self._queue_timeout_s,
                                 start_timeout_s=self._start_timeout_s)
         try:
-            self._server = _Server(self._address, self._runtime)
+            self._server = _Server(self._address, self._runtime, self.detached)
         except BaseException:
             self._runtime.close()
             raise

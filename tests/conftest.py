@@ -65,4 +65,5 @@ def _no_real_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.delenv("FN_API_URL", raising=False)  # `fnlocal invoke` would post to a developer's server
     os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")

@@ -7,15 +7,20 @@
 2. Skip what is done: objects the checkpoint has as `done`, and objects whose result document for
    their current ETag and the current model version exists (HEAD `result_key(...)`, contracts.md §5).
 3. Send the rest as batches of references (one S3 `Records` body per batch) with at most
-   `--concurrency` calls in flight; `--detached` for a real Fn server (202, results come later).
+   `--concurrency` calls in flight; `--detached` for Fn detached invocations on an invoke endpoint.
 4. Append each delivered batch to the checkpoint (triggers/checkpoint.py), so an interrupted run
    resumes without sending anything twice; print a summary; exit 1 if anything failed.
 
-Detached calls are only *submitted* when Fn answers 202: the function may still fail afterwards. So
-the checkpoint records them as `submitted`, and a resumed run skips such an object only if its result
-(or failure record) exists by then, and sends it again otherwise; `--trust-checkpoint` skips them
-without looking. Resume a detached backfill after its calls had time to finish, or the ones still
-queued in Fn are sent a second time (harmless: results are written with If-None-Match, but work).
+Detached calls are answered without the function's answer: OCI Functions (and fnlocal by default)
+answer 202 at once and run the function later; a self-hosted Fn server runs it first, then answers 200
+with an empty body (so there `--detached` saves no time: each call still takes as long as the
+function, and only `--concurrency` bounds the work in flight). Either way the call is only
+*submitted*: the function may have failed. So the checkpoint records it as `submitted`, and a
+resumed run skips such an object only if its result (or failure record) exists by then, and sends it
+again otherwise; `--trust-checkpoint` skips them without looking. Resume an OCI detached backfill
+after its calls had time to finish, or the ones still queued are sent a second time (harmless:
+results are written with If-None-Match, but work). An endpoint that answers with a body ran the call
+synchronously (an HTTP trigger, a gateway): that batch is `done`, as without `--detached`.
 
 Options and environment (INPUT_BUCKET, VISION_PREPROCESS_URL, AUTH_TOKEN, RESULTS_BUCKET,
 RESULTS_PREFIX, S3_*) are the functions' names: see triggers/cli.py.
@@ -71,13 +76,15 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
     p.add_argument("--batch-size", type=_positive, default=8)
     p.add_argument("--event-format", choices=["records", "oci"], default="records",
                    help="records: S3 Records batches; oci: one CloudEvent per object")
-    p.add_argument("--detached", action="store_true", help="Fn detached invocations (202, real Fn server)")
+    p.add_argument("--detached", action="store_true",
+                   help="Fn detached invocations (invoke endpoint): acknowledged without the function's answer, "
+                        "202 at once on OCI, 200 after the run on a self-hosted Fn server")
     p.add_argument("--skip-failed", action="store_true", help="also skip objects with a failure record")
     p.add_argument("--checkpoint", type=Path, help="default .local/backfill/<bucket>.jsonl")
     p.add_argument("--no-checkpoint", action="store_true")
     p.add_argument("--fresh", action="store_true", help="discard an existing checkpoint")
     p.add_argument("--trust-checkpoint", action="store_true",
-                   help="skip detached (202) checkpoint entries without checking that their result exists")
+                   help="skip detached (submitted) checkpoint entries without checking that their result exists")
     p.add_argument("--dry-run", action="store_true", help="only count: total / already done / to do")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--json", action="store_true", help="print the summary as JSON too")

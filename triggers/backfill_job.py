@@ -160,7 +160,12 @@ class Backfill:
         if not result.ok:
             return f"HTTP {result.status}: {result.body[:200].decode('utf-8', 'replace')}"
         if self.checkpoint is not None:
-            self.checkpoint.add(refs, SUBMITTED if self.detached else DONE)
+            # A detached call's acknowledgement has no body (202 from OCI or fnlocal before the run, 200
+            # from a self-hosted Fn server after it): the outcome is unknown, so `submitted`, re-checked
+            # by a resumed run. A body is the function's own answer (the endpoint ran the call
+            # synchronously, as an HTTP trigger does): then it is `done`, as for any sync call.
+            submitted = self.detached and not result.body
+            self.checkpoint.add(refs, SUBMITTED if submitted else DONE)
         return None
 
     def send(self, todo: Sequence[ObjectRef], summary: Summary) -> None:

@@ -7,10 +7,12 @@ checkpoint of another bucket or model is refused. Each following line is one obj
     {"key": "<object key>", "etag": "<ETag>", "state": "done" | "submitted"}
 
 * `done`: preprocess answered the call (2xx) itself, so its result or failure record is written.
-* `submitted`: a detached call (`--detached`, Fn answers 202 before running the function). The call
-  may still fail later, so a resumed run does **not** trust it: it skips the object only if its
-  result (or failure record) now exists, and sends it again otherwise (`--trust-checkpoint` skips
-  it anyway). Lines without `state` (older checkpoints) are `done`.
+* `submitted`: a detached call (`--detached`) that Fn acknowledged without the function's answer:
+  202 before the function runs (OCI Functions, fnlocal) or 200 with an empty body after it ran (a
+  self-hosted Fn server). Either way the function may have failed, so a resumed run does **not**
+  trust it: it skips the object only if its result (or failure record) now exists, and sends it
+  again otherwise (`--trust-checkpoint` skips it anyway). Lines without `state` (older checkpoints)
+  are `done`.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ class Checkpoint:
         self.done: set[Ident] = set()
         """Versions preprocess answered for: skipped by a resumed run."""
         self.submitted: set[Ident] = set()
-        """Versions sent detached (202) and not yet seen done: re-checked by a resumed run."""
+        """Versions sent detached (acknowledged, outcome unknown) and not yet seen done: re-checked on resume."""
         self._lock = threading.Lock()
         self._out: TextIO | None = None
 

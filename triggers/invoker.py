@@ -6,8 +6,15 @@ Triggers only see the `Invoker` protocol, so the same source works against fnloc
 `HttpInvoker` retries connection errors and 502/503/504 with exponential backoff (a `Retry-After`
 header in seconds wins), then raises `InvokeError`. Any other answer is final and returned as an
 `InvokeResult`: a 4xx from an HTTP trigger means the function looked at the event and refused it
-(a failure record is its business), which is delivered, not lost. Detached calls
-(`Fn-Invoke-Type: detached`, fn-contract.md §2.7) are acknowledged with 202 and no body.
+(a failure record is its business), which is delivered, not lost.
+
+Detached calls (`Fn-Invoke-Type: detached` on an invoke endpoint, fn-contract.md §2.7) are answered
+without the function's answer, in one of two ways: OCI Functions (and fnlocal by default) answer 202
+at once and run the function later; a self-hosted Fn server runs the function first and then answers
+200 with an empty body (its detached response writer drops the body, and the function's 200
+overwrites the 202; real-fn.md, fnlocal's `detached="wait"`). Either answer only says the call was
+*submitted*, not how the function fared; a failure on a self-hosted server comes back as for a sync
+call (502, retried here). An HTTP trigger ignores the header: its calls are synchronous.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ class InvokeResult:
 
     @property
     def ok(self) -> bool:
-        """True for 2xx answers (202 for detached calls)."""
+        """True for 2xx answers (for detached calls: 202, or 200 with no body; see the module doc)."""
         return 200 <= self.status < 300
 
     @property

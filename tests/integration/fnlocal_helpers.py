@@ -11,10 +11,12 @@ from typing import Any
 import pytest
 
 from fnlocal import FnLocal
+from tests.fixture_apps import fixture_app
 
 REPO = Path(__file__).resolve().parents[2]
-APPS = REPO / "tests" / "fixtures" / "apps"
-DEMO_APP = APPS / "demo"
+DEMO_APP = fixture_app("demo")
+"""The demo fixture app, materialised outside the repository (tests/fixture_apps.py explains why)."""
+DEPS_APP = fixture_app("deps")
 DEPS_DIR = REPO / ".local" / "fnlocal" / "deps"
 """The deps cache shared by every test run (and `make run`, whose app dir is the repo)."""
 

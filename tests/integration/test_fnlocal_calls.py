@@ -115,9 +115,9 @@ def test_trigger_error_status_wins(fl: FnLocal, http: httpx.Client) -> None:
 @pytest.mark.parametrize(
     ("method", "path", "message"),
     [
-        ("POST", "/invoke/NOSUCHFUNCTIONID0000000000", "Function not found"),
+        ("POST", "/invoke/NOSUCHFUNCTIONID0000000000", "Fn not found"),
         ("POST", "/invoke/nope/echo", "App not found"),
-        ("POST", "/invoke/demo/nope", "Function not found"),
+        ("POST", "/invoke/demo/nope", "Fn not found"),
         ("GET", "/t/demo/nope", "Trigger not found"),
         ("POST", "/t/nope/echo", "App not found"),
         ("GET", "/nowhere", "Path not found"),
@@ -127,11 +127,32 @@ def test_unknown_app_function_trigger_are_fn_404s(fl: FnLocal, http: httpx.Clien
                                                    message: str) -> None:
     resp = http.request(method, fl.url + path)
     assert resp.status_code == 404
-    assert resp.json() == {"message": message}
+    # real-fn.md: `{"message":"Fn not found"}` plus Go's json.Encoder newline, and no call, so no Fn-Call-Id
+    assert resp.content == b'{"message":"%s"}\n' % message.encode()
+    assert resp.headers["Content-Type"] == "application/json; charset=utf-8"
+    assert "Fn-Call-Id" not in resp.headers
+
+
+def test_call_errors_keep_their_call_id_and_fn_error_body(fl: FnLocal, http: httpx.Client) -> None:
+    resp = http.post(fl.invoke_url("demo", "echo"), headers={"X-Echo-Raise": "1"})
+    assert resp.status_code == 502 and resp.content == b'{"message":"function failed"}\n'
     assert resp.headers["Fn-Call-Id"]
 
 
+def test_v2_lookups_find_a_function_as_fn_invoke_does(fl: FnLocal, http: httpx.Client) -> None:
+    (app,) = http.get(f"{fl.url}/v2/apps", params={"name": "demo"}).json()["items"]
+    (fn,) = http.get(f"{fl.url}/v2/fns", params={"app_id": app["id"], "name": "echo"}).json()["items"]
+    assert fn["id"] == fl.fn_id("demo", "echo") and fn["app_id"] == app["id"]
+    assert fn["annotations"]["fnproject.io/fn/invokeEndpoint"] == fl.invoke_url("demo", "echo")
+    assert http.get(f"{fl.url}/v2/fns/{fn['id']}").json()["name"] == "echo"
+    assert http.get(f"{fl.url}/v2/apps", params={"name": "nope"}).json() == {"items": []}
+    assert http.get(f"{fl.url}/v2/fns", params={"app_id": app["id"], "name": "nope"}).json() == {"items": []}
+    missing = http.get(f"{fl.url}/v2/fns/NOSUCHFUNCTIONID0000000000")
+    assert missing.status_code == 404 and missing.json() == {"message": "Fn not found"}
+
+
 def test_detached_call_returns_202_and_runs_on(fl: FnLocal, http: httpx.Client) -> None:
+    # the default, detached="accept": as OCI Functions (and Fn's LB/runner-pool deployment)
     resp = http.post(fl.invoke_url("demo", "sleeper"), content=b"0.5", headers={"Fn-Invoke-Type": "detached"})
     assert resp.status_code == 202 and resp.content == b""
     call_id = resp.headers["Fn-Call-Id"]
@@ -142,6 +163,18 @@ def test_detached_call_returns_202_and_runs_on(fl: FnLocal, http: httpx.Client) 
 
     record = wait_for(finished)
     assert record["status"] == 200 and record["detached"] is True
+
+
+def test_detached_wait_mode_answers_like_a_self_hosted_fn_server(fnlocal_factory, http: httpx.Client) -> None:
+    # real-fn.md: the call runs to completion, then 200 with an empty body; a failure answers as a sync call
+    fl = fnlocal_factory(detached="wait")
+    url = fl.invoke_url("demo", "echo")
+    resp = http.post(url, content=b"x", headers={"Fn-Invoke-Type": "detached"})
+    assert resp.status_code == 200 and resp.content == b""
+    (record,) = [c for c in fl.status()["recent_calls"] if c["call_id"] == resp.headers["Fn-Call-Id"]]
+    assert record["status"] == 200 and record["detached"] is True  # finished before the answer
+    failed = http.post(url, headers={"Fn-Invoke-Type": "detached", "X-Echo-Raise": "1"})
+    assert failed.status_code == 502 and failed.json() == {"message": "function failed"}
 
 
 def test_function_importing_outside_its_folder_fails(fl: FnLocal, http: httpx.Client) -> None:

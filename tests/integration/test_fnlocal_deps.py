@@ -19,12 +19,11 @@ import pytest
 from fnlocal import FnLocal
 from fnlocal.config import load_app
 from fnlocal.deps import META_FILE, Deps, DepsError, deps_key
-from tests.integration.fnlocal_helpers import APPS, DEMO_APP, DEPS_DIR, containers, wait_for
+from tests.integration.fnlocal_helpers import DEMO_APP, DEPS_APP, DEPS_DIR, containers, wait_for
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.integration.conftest_fnlocal"]  # fixtures: fl, fnlocal_factory, http
 FNLOCAL_BIN = Path(sys.executable).parent / "fnlocal"
-DEPS_APP = APPS / "deps"
 
 
 def _write_app(root: Path, requirements: str | None, func_py: str = "def handler(ctx, data=None):\n    return 'ok'\n",

@@ -3,6 +3,8 @@ start failures and clean shutdown."""
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -162,7 +164,22 @@ def test_cli_invoke_runs_a_short_lived_runtime() -> None:
     failed = subprocess.run([str(FNLOCAL_BIN), "invoke", "demo", "nope", "--app-dir", str(DEMO_APP),
                              "--deps-dir", str(DEPS_DIR)],
                             input=b"", capture_output=True, timeout=60, check=False)
-    assert failed.returncode == 1 and b"Function not found" in failed.stderr
+    assert failed.returncode == 1 and b"Fn not found" in failed.stderr
+
+
+def test_cli_invoke_posts_to_fn_api_url_instead_of_starting_a_runtime(fl: FnLocal, tmp_path: Path) -> None:
+    # As the fn CLI: FN_API_URL names a running server; the function is found through its /v2 API. The
+    # app dir given does not even exist, so a call that works cannot have started its own runtime.
+    env = {**os.environ, "FN_API_URL": fl.url}
+    command = [str(FNLOCAL_BIN), "invoke", "demo", "echo", "--app-dir", str(tmp_path / "nowhere")]
+    done = subprocess.run(command, env=env, input=b"via api", capture_output=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    reply = json.loads(done.stdout)
+    assert reply["body"] == "via api"
+    assert reply["call_id"] in [c["call_id"] for c in fl.status()["recent_calls"]]
+    unknown = subprocess.run([*command[:2], "nope", "echo"], env=env, input=b"", capture_output=True, timeout=60,
+                             check=False)
+    assert unknown.returncode == 1 and b"app 'nope' not found" in unknown.stderr
 
 
 def test_cli_list_shows_ids_and_triggers() -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from fnlocal.config import ConfigError, load_app, merge_config, parse_entrypoint, stable_id
+from tests.fixture_apps import fixture_app
 
-DEMO = Path(__file__).resolve().parents[1] / "fixtures" / "apps" / "demo"
+DEMO = fixture_app("demo")
 
 
 def test_demo_app_functions_and_settings() -> None:
@@ -101,3 +103,30 @@ def test_bad_func_yaml_is_a_config_error(tmp_path: Path, func_yaml: str) -> None
 def test_missing_app_yaml(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no app.yaml"):
         load_app(tmp_path)
+
+
+def test_fnlocal_yaml_defaults_fill_only_unset_keys(tmp_path: Path) -> None:
+    app = _app(tmp_path, "schema_version: 20180708\nconfig:\n  FROM_FN: fn\n")
+    (app / "app.yaml").write_text("name: t\nconfig:\n  FROM_APP: app\n")
+    (app / "fnlocal.yaml").write_text("defaults:\n  f:\n    FROM_FN: default\n    FROM_APP: default\n"
+                                      "    ONLY_DEFAULT: ${FNLOCAL_URL}/t/t/x\n    OVERRIDDEN: default\n")
+    fn = load_app(app, overrides={"OVERRIDDEN": "override"}).functions["f"]
+    assert fn.config == {"FROM_FN": "fn", "FROM_APP": "app", "ONLY_DEFAULT": "${FNLOCAL_URL}/t/t/x",
+                         "OVERRIDDEN": "override"}
+
+
+@pytest.mark.parametrize("text", ["defaults:\n  nope:\n    A: b\n", "other: 1\n", "defaults:\n  f: [1]\n"])
+def test_fnlocal_yaml_mistakes_are_config_errors(tmp_path: Path, text: str) -> None:
+    app = _app(tmp_path, "schema_version: 20180708\n")
+    (app / "fnlocal.yaml").write_text(text)
+    with pytest.raises(ConfigError, match="fnlocal.yaml"):
+        load_app(app)
+
+
+def test_repo_app_defaults_preprocess_to_fnlocals_own_predict_trigger() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    app = load_app(repo)
+    assert app.functions["preprocess"].config["PREDICT_URL"] == "${FNLOCAL_URL}/t/vision/predict"
+    assert "PREDICT_URL" not in app.functions["predict"].config
+    func_yaml = yaml.safe_load((repo / "functions" / "preprocess" / "func.yaml").read_text())
+    assert "PREDICT_URL" not in func_yaml["config"]  # deployed config never points at fnlocal

@@ -85,7 +85,7 @@ def test_container_status_mapping(fdk_status: int, client: tuple[int, str] | Non
 
 def test_error_body_is_fn_json() -> None:
     err = protocol.FnError(404, protocol.MSG_APP_NOT_FOUND)
-    assert err.body() == b'{"message":"App not found"}'
+    assert err.body() == b'{"message":"App not found"}\n'  # Go's json.Encoder ends with a newline
     busy = protocol.FnError(503, protocol.MSG_BUSY)
     assert json.loads(busy.body()) == {"message": "Timed out - server too busy"}
 

@@ -141,14 +141,16 @@ def test_cli_end_to_end(s3: Any, seaweed: Any, new_bucket: Callable[[str], str],
 
 
 class DetachedFn:
-    """Fn's detached mode: 202 at once; the function runs later and, for some objects, fails.
+    """Fn's detached mode: acknowledged with `ack` and no body; for some objects the function fails.
 
-    `outcome(ref)` says what the later run leaves behind: "result", "failure" or None (it failed
-    before writing anything, e.g. the container died).
+    `ack` is 202 (OCI Functions, fnlocal: answered at once, the function runs later) or 200 (a
+    self-hosted Fn server: answered after the function ran, its body dropped). `outcome(ref)` says what
+    the run leaves behind: "result", "failure" or None (it failed before writing anything, e.g. the
+    container died).
     """
 
-    def __init__(self, s3: Any, results: str, outcome: Callable[[ObjectRef], str | None]) -> None:
-        self.s3, self.results, self.outcome = s3, results, outcome
+    def __init__(self, s3: Any, results: str, outcome: Callable[[ObjectRef], str | None], ack: int = 202) -> None:
+        self.s3, self.results, self.outcome, self.ack = s3, results, outcome, ack
         self.calls: list[bool] = []
 
     def invoke(self, body: bytes, content_type: str, detached: bool = False) -> InvokeResult:
@@ -162,11 +164,12 @@ class DetachedFn:
             else:
                 continue
             self.s3.put_object(Bucket=self.results, Key=key, Body=b"{}")
-        return InvokeResult(202)
+        return InvokeResult(self.ack)
 
 
+@pytest.mark.parametrize("ack", [202, 200], ids=["oci-or-fnlocal-202", "self-hosted-fn-200-empty"])
 def test_detached_entries_are_rechecked_on_resume(s3: Any, new_bucket: Callable[[str], str],
-                                                  fake: FakePreprocess, tmp_path: Path) -> None:
+                                                  fake: FakePreprocess, tmp_path: Path, ack: int) -> None:
     bucket = new_bucket("bf")
     keys = _fill(s3, bucket, 10)
     ckpt = tmp_path / "ck.jsonl"
@@ -175,8 +178,8 @@ def test_detached_entries_are_rechecked_on_resume(s3: Any, new_bucket: Callable[
     def outcome(ref: ObjectRef) -> str | None:
         return None if ref.key in lost else "failure" if ref.key == keys[0] else "result"
 
-    # GIVEN a detached run: every call answered 202, three of them fail later without a trace
-    fn = DetachedFn(s3, fake.results_bucket, outcome)
+    # GIVEN a detached run: every call acknowledged, three of them failed without a trace
+    fn = DetachedFn(s3, fake.results_bucket, outcome, ack)
     detached = Backfill(s3, fn, bucket, MODEL, checkpoint=Checkpoint(ckpt, bucket, MODEL).load(),
                         results_bucket=fake.results_bucket, batch_size=3, detached=True, progress=False).run()
     assert detached.processed == 10 and all(fn.calls)
@@ -184,7 +187,7 @@ def test_detached_entries_are_rechecked_on_resume(s3: Any, new_bucket: Callable[
     assert len(loaded.submitted) == 10 and loaded.done == set()
     assert '"state": "submitted"' in ckpt.read_text()
 
-    # --trust-checkpoint believes the 202s: nothing is sent
+    # --trust-checkpoint believes the acknowledgements: nothing is sent
     trusting = _job(s3, bucket, fake, ckpt, trust_checkpoint=True).run(dry_run=True)
     assert (trusting.skipped_checkpoint, trusting.to_do) == (10, 0)
 
@@ -221,3 +224,23 @@ def test_cli_reads_the_functions_environment_names() -> None:
     assert (args.bucket, args.results_bucket, args.results_prefix) == ("photos", "out", "r/")
     assert (args.invoke_url, args.auth_token) == ("http://fn/invoke/x", "tok")
     assert build_parser({}).parse_args([]).bucket == "images"
+
+
+def test_detached_call_answered_with_a_body_ran_synchronously_and_is_done(
+        s3: Any, new_bucket: Callable[[str], str], fake: FakePreprocess, tmp_path: Path) -> None:
+    # e.g. --detached against an HTTP trigger or a gateway route: the header is not honoured there, the
+    # function answers as for a sync call, and that answer is what a sync run records as done.
+    bucket = new_bucket("bf")
+    _fill(s3, bucket, 4)
+    ckpt = tmp_path / "ck.jsonl"
+
+    class SyncAnyway(DetachedFn):
+        def invoke(self, body: bytes, content_type: str, detached: bool = False) -> InvokeResult:
+            super().invoke(body, content_type, detached)
+            return InvokeResult(200, b'{"predictions": []}')
+
+    fn = SyncAnyway(s3, fake.results_bucket, lambda ref: "result")
+    Backfill(s3, fn, bucket, MODEL, checkpoint=Checkpoint(ckpt, bucket, MODEL).load(),
+             results_bucket=fake.results_bucket, batch_size=2, detached=True, progress=False).run()
+    loaded = Checkpoint(ckpt, bucket, MODEL).load()
+    assert len(loaded.done) == 4 and loaded.submitted == set()

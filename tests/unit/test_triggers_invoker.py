@@ -68,10 +68,11 @@ def test_posts_body_and_headers(server: Scripted) -> None:
     assert "Fn-Invoke-Type" not in req["headers"]
 
 
-def test_detached_sends_header_and_accepts_202(server: Scripted) -> None:
-    server.script = [(202, {}, b"")]
+@pytest.mark.parametrize("ack", [202, 200])  # OCI / fnlocal: 202 at once; self-hosted Fn: 200, no body
+def test_detached_sends_header_and_accepts_the_acknowledgement(server: Scripted, ack: int) -> None:
+    server.script = [(ack, {}, b"")]
     result = _invoker(server.url, []).invoke(b"{}", "application/json", detached=True)
-    assert result.status == 202 and result.ok
+    assert result.status == ack and result.ok and result.body == b"" and result.attempts == 1
     assert server.seen[0]["headers"]["Fn-Invoke-Type"] == "detached"
 
 

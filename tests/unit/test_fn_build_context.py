@@ -1,0 +1,83 @@
+"""What `fn build` puts in each function's image: its generated Dockerfile (fn-contract.md §3.4) over the
+function folder minus `.dockerignore`, read with Docker's rules (tests/fncli.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.fncli import GENERATED_DOCKERFILE, DockerIgnore, context_files_needed
+
+REPO = Path(__file__).resolve().parents[2]
+FUNCTIONS = REPO / "functions"
+LEFT_OUT = ["Dockerfile-fn-tmp4138806411", "Dockerfile", "Dockerfile123", ".dockerignore", "func.yaml",
+            "requirements.in", "README.md", "x_core/__pycache__/a.cpython-311.pyc", "__pycache__/func.cpython-311.pyc",
+            "stray.pyc", "tests/test_x.py", "x_core/tests/data.json", ".pytest_cache/v/cache",
+            "x_core/.mypy_cache/x.json", "debug.log", ".env"]
+
+
+def _core_modules(fn_dir: Path, package: str) -> set[str]:
+    return {p.relative_to(fn_dir).as_posix() for p in (fn_dir / package).rglob("*.py") if "__pycache__" not in p.parts}
+
+
+def _predict_model_files(fn_dir: Path) -> set[str]:
+    """What the default engine (LiteRT) loads: the manifest, labels and the engine's artifact."""
+    manifest = json.loads((fn_dir / "model" / "manifest.json").read_text())
+    artifact = manifest["artifacts"][manifest["engines"]["litert"]["artifact"]]["path"]
+    return {f"model/{name}" for name in ("manifest.json", manifest["labels"]["path"], artifact)}
+
+
+def _expected(name: str, model_dir: Path) -> set[str]:
+    fn_dir = FUNCTIONS / name
+    base = {"func.py", "requirements.txt"}
+    if name == "predict":
+        return base | _core_modules(fn_dir, "predict_core") | _predict_model_files(fn_dir)
+    return base | _core_modules(fn_dir, "preprocess_core") | {"model_manifest.json"}
+
+
+@pytest.mark.parametrize("name", ["predict", "preprocess"])
+def test_image_gets_exactly_what_the_function_runs_on(name: str, model_dir: Path) -> None:
+    fn_dir = FUNCTIONS / name
+    ignore = DockerIgnore.of(fn_dir)
+    # what ADD/COPY name from the context must be there and not excluded, or `docker build` fails
+    for needed in context_files_needed():
+        assert (fn_dir / needed).is_file() and not ignore.excludes(needed), needed
+    # the ENTRYPOINT's module and everything on PYTHONPATH=/function it imports or reads
+    assert "/function/func.py" in GENERATED_DOCKERFILE
+    assert ignore.shipped(fn_dir) == _expected(name, model_dir)
+
+
+@pytest.mark.parametrize("name", ["predict", "preprocess"])
+@pytest.mark.parametrize("path", LEFT_OUT)
+def test_build_leftovers_docs_and_caches_stay_out(name: str, path: str) -> None:
+    assert DockerIgnore.of(FUNCTIONS / name).excludes(path)
+
+
+@pytest.mark.parametrize("name", ["predict", "preprocess"])
+def test_nothing_changes_the_generated_dockerfile(name: str) -> None:
+    # A Dockerfile would replace the generated one; .pip_cache/ or setup.py would add install steps.
+    fn_dir = FUNCTIONS / name
+    assert not [p for p in ("Dockerfile", ".pip_cache", "setup.py") if (fn_dir / p).exists()]
+
+
+def test_predict_leaves_out_the_savedmodel_and_keeps_the_tflite() -> None:
+    ignore = DockerIgnore.of(FUNCTIONS / "predict")
+    assert ignore.excludes("model/efficientnet_lite0_savedmodel/saved_model.pb")
+    assert ignore.excludes("model/efficientnet_lite0_savedmodel/variables/variables.index")
+    assert not ignore.excludes("model/efficientnet_lite0.tflite")
+
+
+def test_context_files_needed_by_the_generated_dockerfile() -> None:
+    assert context_files_needed() == {"requirements.txt"}
+
+
+def test_docker_pattern_rules() -> None:
+    ignore = DockerIgnore.parse("# comment\n__pycache__/\n**/*.log\n/docs\n*.md\n!KEEP.md\nmodel/big\n")
+    assert ignore.excludes("__pycache__/a.pyc")
+    assert not ignore.excludes("pkg/__pycache__/a.pyc")  # `dir/` is cleaned to `dir`: root only
+    assert ignore.excludes("a.log") and ignore.excludes("pkg/deep/a.log")
+    assert ignore.excludes("docs/index.html")  # leading `/` dropped, parent directory matches
+    assert ignore.excludes("README.md") and not ignore.excludes("KEEP.md") and not ignore.excludes("pkg/x.md")
+    assert ignore.excludes("model/big/x") and not ignore.excludes("model/bigger")
