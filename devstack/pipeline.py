@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common.result_keys import failure_key, result_key
-from common.s3client import is_not_found, normalise_etag
+from fnvision_common.result_keys import failure_key, result_key
+from fnvision_common.s3client import is_not_found, normalise_etag
 
 
 @dataclass(frozen=True)

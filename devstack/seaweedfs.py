@@ -129,7 +129,7 @@ class SeaweedFS:
 
     def client(self) -> Any:
         """A boto3 client for this instance, built like the functions build theirs."""
-        from common.s3client import S3Settings, make_client
+        from fnvision_common.s3client import S3Settings, make_client
 
         return make_client(S3Settings.from_env(self.env()))
 

@@ -12,6 +12,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 
 from fnlocal import lock
@@ -76,8 +77,16 @@ def _parser() -> argparse.ArgumentParser:
     locker.add_argument("functions", nargs="*", metavar="FUNCTION", help="default: every function with a "
                                                                          "requirements.in")
     locker.add_argument("--app-dir", default=".", help="folder with app.yaml (default: .)")
+    locker.add_argument("--find-links", action="append", default=[], metavar="DIR",
+                        help="also look for wheels here (locally built packages on no index); repeatable")
     locker.add_argument("--upgrade", action="store_true",
                         help="re-resolve from scratch instead of keeping the pins already in requirements.txt")
+
+    wheels = sub.add_parser("wheels", help="download a wheel of every pin of each function's requirements.txt "
+                                           "into its .pip_cache/ (fn build's offline install) for the Fn image")
+    wheels.add_argument("--app-dir", default=".", help="folder with app.yaml (default: .)")
+    wheels.add_argument("--find-links", action="append", default=[], metavar="DIR",
+                        help="also look for wheels here (locally built packages on no index); repeatable")
     return parser
 
 
@@ -184,6 +193,17 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _wheels(args: argparse.Namespace) -> int:
+    app = load_app(args.app_dir)
+    for name, fn in app.functions.items():
+        if not (fn.directory / lock.REQUIREMENTS_TXT).is_file():
+            continue
+        folder = lock.download_wheels(fn.directory, find_links=[Path(f) for f in args.find_links])
+        count = sum(1 for _ in folder.glob("*.whl"))
+        print(f"fnlocal: {app.name}/{name}: {count} wheels in {folder}", file=sys.stderr)
+    return 0
+
+
 def _lock(args: argparse.Namespace) -> int:
     app = load_app(args.app_dir)
     unknown = sorted(set(args.functions) - set(app.functions))
@@ -193,7 +213,7 @@ def _lock(args: argparse.Namespace) -> int:
                                if (fn.directory / lock.REQUIREMENTS_IN).is_file()]
     for name in names:
         fn_dir = app.functions[name].directory
-        written = lock.lock_function(fn_dir, upgrade=args.upgrade)
+        written = lock.lock_function(fn_dir, upgrade=args.upgrade, find_links=[Path(f) for f in args.find_links])
         count = len(lock.read_pins(written))
         print(f"fnlocal: {app.name}/{name}: {count} packages pinned in {written}", file=sys.stderr)
     return 0
@@ -209,6 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _invoke(args)
         if args.command == "lock":
             return _lock(args)
+        if args.command == "wheels":
+            return _wheels(args)
         return _list(args)
     except (ConfigError, FnError) as exc:
         print(f"fnlocal: {exc}", file=sys.stderr)

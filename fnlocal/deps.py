@@ -7,6 +7,10 @@ where `<key>` is the sha256 of the file's bytes and the Python version. The inst
 that is renamed into place, under a per-key lock file, so parallel starts (threads or processes) install
 once and a killed install never leaves a half-filled dir behind.
 
+A function folder with a `.pip_cache/` folder is installed offline from it, as the fn CLI's python
+builder does (`pip3 install --no-index --find-links /function/.pip_cache ...`): every package must then
+be there as a wheel, and a locally built wheel (same name, new content) changes the cache key.
+
 Mode `venv` is the escape hatch: the containers see the dev venv's site-packages instead (faster to
 iterate, but an undeclared dependency then imports fine here and fails on Fn).
 """
@@ -35,6 +39,11 @@ MODES = (ISOLATED, VENV)
 DEPS_DIR_ENV = "FNLOCAL_DEPS_DIR"
 """Environment variable that overrides the default cache dir (`<app dir>/.local/fnlocal/deps`)."""
 REQUIREMENTS = "requirements.txt"
+PIP_CACHE = ".pip_cache"
+"""The fn CLI's offline wheel folder inside a function folder."""
+_HASHED_WHEEL_BYTES = 8 << 20
+"""Wheels up to this size are hashed into the cache key (locally built ones are small and change
+under the same name); bigger ones come from an index, where a file name never changes content."""
 META_FILE = "fnlocal-deps.json"
 _TMP_PREFIX = ".tmp-"
 
@@ -54,10 +63,15 @@ def python_tag() -> str:
     return f"{sys.implementation.cache_tag} {sysconfig.get_platform()}"
 
 
-def deps_key(requirements: bytes, tag: str | None = None) -> str:
-    """Cache key: sha256 of the requirements.txt bytes and the Python tag."""
+def deps_key(requirements: bytes, tag: str | None = None, pip_cache: Path | None = None) -> str:
+    """Cache key: sha256 of the requirements.txt bytes, the Python tag and the offline wheels, if any."""
     digest = hashlib.sha256(requirements)
     digest.update(b"\0" + (tag or python_tag()).encode())
+    if pip_cache is not None and pip_cache.is_dir():
+        for wheel in sorted(p for p in pip_cache.iterdir() if p.is_file()):
+            size = wheel.stat().st_size
+            content = hashlib.sha256(wheel.read_bytes()).hexdigest() if size <= _HASHED_WHEEL_BYTES else str(size)
+            digest.update(f"\0{wheel.name}\0{content}".encode())
     return digest.hexdigest()
 
 
@@ -106,7 +120,7 @@ class Deps:
             return Path(venv_site_paths()[0])
         req = fn.directory / REQUIREMENTS
         content = req.read_bytes() if req.is_file() else None
-        key = deps_key(content or b"")
+        key = deps_key(content or b"", pip_cache=fn.directory / PIP_CACHE)
         target = self.cache_dir / key
         if not target.is_dir():
             self._install(fn, req if content is not None else None, key, target)
@@ -146,6 +160,9 @@ class Deps:
     def _pip(self, fn: Function, req: Path, tmp: Path) -> None:
         command = [self.python, "-m", "pip", "install", "--quiet", "--no-input", "--disable-pip-version-check",
                    "--target", str(tmp), "-r", str(req)]
+        offline = fn.directory / PIP_CACHE
+        if offline.is_dir():  # as the fn CLI: offline, from the function's own wheels only
+            command += ["--no-index", "--find-links", str(offline)]
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "PIP_TARGET")}
         try:
             done = subprocess.run(command, cwd=fn.directory, env=env, stdin=subprocess.DEVNULL,

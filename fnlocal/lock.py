@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,6 +30,7 @@ from fnlocal.config import ConfigError
 
 REQUIREMENTS_IN = "requirements.in"
 REQUIREMENTS_TXT = "requirements.txt"
+PIP_CACHE = ".pip_cache"
 IMAGE_PYTHON = "3.11"
 """`runtime: python3.11`: the run image's interpreter."""
 IMAGE_GLIBC = (2, 28)
@@ -100,8 +102,12 @@ def _required_names(requires_dist: Sequence[str]) -> set[str]:
 
 
 def resolve(requirements_in: Path, constraints: Mapping[str, str] | None = None, *,
-            python: str = sys.executable) -> list[Pin]:
-    """Resolve `requirements_in` with pip for the Fn image; `constraints` are pins to keep if they fit."""
+            python: str = sys.executable, find_links: Sequence[Path] = ()) -> list[Pin]:
+    """Resolve `requirements_in` with pip for the Fn image; `constraints` are pins to keep if they fit.
+
+    `find_links` are folders of locally built wheels (packages that are on no index, such as the
+    project's own shared package).
+    """
     direct = direct_names(requirements_in)
     kept = {name: version for name, version in (constraints or {}).items() if name not in direct}
     with tempfile.TemporaryDirectory(prefix="fnlocal-lock-") as tmp:
@@ -113,6 +119,7 @@ def resolve(requirements_in: Path, constraints: Mapping[str, str] | None = None,
                    "--disable-pip-version-check", "--target", str(Path(tmp) / "unused"), "--report", str(report),
                    "--only-binary=:all:", "--implementation", "cp", "--python-version", IMAGE_PYTHON,
                    "--abi", "cp" + IMAGE_PYTHON.replace(".", ""), *platforms,
+                   *[arg for folder in find_links for arg in ("--find-links", str(folder))],
                    "-c", str(constraint_file), "-r", str(requirements_in)]
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PIP_TARGET", "PIP_REQUIRE_HASHES")}
         done = subprocess.run(command, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
@@ -142,15 +149,50 @@ def render(pins: Sequence[Pin], direct: set[str]) -> str:
     return "".join(lines)
 
 
-def lock_function(fn_dir: Path, *, upgrade: bool = False, python: str = sys.executable) -> Path:
+def lock_function(fn_dir: Path, *, upgrade: bool = False, python: str = sys.executable,
+                  find_links: Sequence[Path] = ()) -> Path:
     """Write `fn_dir/requirements.txt` from `fn_dir/requirements.in`; returns the lock's path."""
     source, target = fn_dir / REQUIREMENTS_IN, fn_dir / REQUIREMENTS_TXT
     if not source.is_file():
         raise LockError(f"{fn_dir}: no {REQUIREMENTS_IN} to lock")
     keep = read_pins(target) if target.is_file() and not upgrade else {}
-    pins = resolve(source, keep, python=python)
+    pins = resolve(source, keep, python=python, find_links=find_links)
     text = render(pins, direct_names(source))
     tmp = target.with_name(f".{REQUIREMENTS_TXT}.tmp")
     tmp.write_text(text)
     os.replace(tmp, target)
+    return target
+
+
+def download_wheels(fn_dir: Path, *, python: str = sys.executable, find_links: Sequence[Path] = ()) -> Path:
+    """Fill `fn_dir/.pip_cache/` with a wheel for every pin of the lock, for the Fn image's platform.
+
+    That folder is the fn CLI's offline install (`pip3 install --no-index --find-links
+    /function/.pip_cache`), and fnlocal installs a function folder that has one the same way.
+    Replaced whole: a temp folder renamed into place.
+    """
+    lock_file = fn_dir / REQUIREMENTS_TXT
+    if not lock_file.is_file():
+        raise LockError(f"{fn_dir}: no {REQUIREMENTS_TXT} (run `fnlocal lock` first)")
+    target = fn_dir / PIP_CACHE
+    tmp = Path(tempfile.mkdtemp(prefix=".pip_cache-", dir=fn_dir))
+    try:
+        platforms = [arg for tag in platform_tags() for arg in ("--platform", tag)]
+        command = [python, "-m", "pip", "download", "--quiet", "--no-input", "--disable-pip-version-check",
+                   "--no-deps", "--only-binary=:all:", "--implementation", "cp", "--python-version", IMAGE_PYTHON,
+                   "--abi", "cp" + IMAGE_PYTHON.replace(".", ""), *platforms,
+                   *[arg for folder in find_links for arg in ("--find-links", str(folder))],
+                   "-r", str(lock_file), "-d", str(tmp)]
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PIP_TARGET", "PIP_REQUIRE_HASHES")}
+        done = subprocess.run(command, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              check=False)
+        if done.returncode != 0:
+            errors = [line for line in (done.stdout + done.stderr).splitlines() if line.startswith("ERROR")]
+            raise LockError(f"{lock_file}: pip could not download every wheel for the Fn image:\n"
+                            + "\n".join(errors or done.stderr.splitlines()[-10:]))
+        shutil.rmtree(target, ignore_errors=True)
+        os.rename(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return target

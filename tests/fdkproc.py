@@ -68,10 +68,13 @@ def python_path(function_dir: Path) -> str:
 
     With ``python -S`` (``fnlocal.container.fdk_command``) no ``.pth`` file is processed, so the
     project's own packages (installed editable) are not importable: an import from outside the
-    function folder fails here as it would in the image.
+    function folder fails here as it would in the image. The one exception is ``fnvision_common``,
+    which both functions declare in their requirements (in the image it is installed in /python):
+    its source folder stands in for the editable install.
     """
     paths = sysconfig.get_paths()
-    return os.pathsep.join(dict.fromkeys([str(function_dir), paths["purelib"], paths["platlib"]]))
+    shared = Path(__file__).resolve().parents[1] / "common"
+    return os.pathsep.join(dict.fromkeys([str(function_dir), paths["purelib"], paths["platlib"], str(shared)]))
 
 
 @dataclass

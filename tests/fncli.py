@@ -159,6 +159,20 @@ ENTRYPOINT ["/python/bin/fdk", "/function/func.py", "handler"]
 """fn-contract.md §3.4 verbatim: `runtime: python3.11` with a requirements.txt, no `.pip_cache/`, no
 `setup.py` (either would add lines) and no Dockerfile of the function's own."""
 
+OFFLINE_DOCKERFILE = GENERATED_DOCKERFILE.replace(
+    "ADD requirements.txt /function/\nRUN pip3 install --target /python/ --no-cache --no-cache-dir -r",
+    "ADD .pip_cache /function/.pip_cache\nADD requirements.txt /function/\n"
+    "RUN pip3 install --target /python/ --no-cache --no-cache-dir --no-index --find-links /function/.pip_cache -r",
+)
+"""The same with a `.pip_cache/` folder (cli `langs/python.go` `DockerfileBuildCmds`: `ADD .pip_cache
+/function/.pip_cache` first, and pip gets `--no-index --find-links /function/.pip_cache`): offline, from
+the folder's own wheels only. `RUN rm -fr /function/.pip_cache` keeps them out of the final image."""
+
+
+def generated_dockerfile(fn_dir: Path) -> str:
+    """The Dockerfile `fn build` generates for this function folder."""
+    return OFFLINE_DOCKERFILE if (fn_dir / ".pip_cache").is_dir() else GENERATED_DOCKERFILE
+
 
 def context_files_needed(dockerfile: str = GENERATED_DOCKERFILE) -> set[str]:
     """Build-context files named by ADD/COPY (not `--from=` stages, not `.`): each must not be excluded,

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from common.result_keys import failure_key, is_results_location, result_key
-from common.s3client import is_not_found, normalise_etag
+from fnvision_common.result_keys import failure_key, is_results_location, result_key
+from fnvision_common.s3client import is_not_found, normalise_etag
+
 from triggers.checkpoint import DONE, SUBMITTED, Checkpoint, Ident, Model
 from triggers.events import JSON, ObjectRef, oci_object_event, s3_records, to_body
 from triggers.invoker import InvokeError, Invoker

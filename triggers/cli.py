@@ -41,6 +41,6 @@ def auth_headers(args: argparse.Namespace) -> dict[str, str]:
 
 def s3_client(env: Mapping[str, str]) -> Any:
     """A boto3 S3 client from the S3_* environment."""
-    from common.s3client import S3Settings, make_client
+    from fnvision_common.s3client import S3Settings, make_client
 
     return make_client(S3Settings.from_env(env))

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from common.result_keys import result_key
-from common.s3client import is_precondition_failed, normalise_etag
+from fnvision_common.result_keys import result_key
+from fnvision_common.s3client import is_precondition_failed, normalise_etag
+
 from triggers import loopback
 from triggers.events import ObjectRef
 

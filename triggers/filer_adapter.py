@@ -36,7 +36,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from common.s3client import is_not_found, normalise_etag
+from fnvision_common.s3client import is_not_found, normalise_etag
+
 from triggers import loopback
 from triggers.events import DEFAULT_NAMESPACE, JSON, ObjectRef, oci_object_event, to_body
 from triggers.filer_events import FilerChange, notification_toml, parse_filer_event, write_notification_toml

@@ -47,8 +47,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common.result_keys import is_results_location
-from common.s3client import normalise_etag
+from fnvision_common.result_keys import is_results_location
+from fnvision_common.s3client import normalise_etag
+
 from triggers.events import OCI_CREATE, OCI_UPDATE, ObjectRef
 
 ETAG_ATTR = "Seaweed-X-Amz-ETag"

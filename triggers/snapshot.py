@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from common.s3client import is_not_found
+from fnvision_common.s3client import is_not_found
+
 from triggers.events import JSON
 
 Snapshot = dict[str, str]

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from fdk import response
+from fnvision_common.fnstatus import wire_status
+from fnvision_common.jsonlog import call_id_var, configure
+from fnvision_common.s3client import make_client
 from predict_core import service
 from predict_core.errors import ConfigError, PredictError
-from predict_core.fnstatus import wire_status
-from predict_core.jsonlog import call_id_var, configure
 from predict_core.model import get_model
 from predict_core.results import ResultStore, S3ResultStore
-from predict_core.s3client import make_client
 from predict_core.settings import Settings
 
 MODEL_DIR = Path(__file__).resolve().parent / "model"

@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from fdk import response
-from preprocess_core import jsonlog, service
+from fnvision_common import jsonlog
+from fnvision_common.fnstatus import wire_status
+from preprocess_core import service
 from preprocess_core.done import ServedModel
 from preprocess_core.errors import ConfigError, PreprocessError
 from preprocess_core.events import parse_request
 from preprocess_core.fetch_s3 import S3Store
 from preprocess_core.fetch_url import UrlFetcher
-from preprocess_core.fnstatus import wire_status
 from preprocess_core.predict_client import PredictClient
 from preprocess_core.settings import MANIFEST_FILE, Settings
 

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fnvision_common.result_keys import result_key
 
-from common.result_keys import result_key
 from devstack.pipeline import read_manifest
 from devstack.ports import free_port
 from devstack.seaweedfs import find_free_base

@@ -13,8 +13,8 @@ from urllib.parse import unquote_plus
 
 import httpx
 import pytest
+from fnvision_common.result_keys import result_key
 
-from common.result_keys import result_key
 from devstack.pipeline import read_manifest, upload_files, wait_for_results
 from devstack.ports import free_port
 from devstack.seaweedfs import find_free_base

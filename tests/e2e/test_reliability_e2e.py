@@ -13,8 +13,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+from fnvision_common.s3client import normalise_etag
 
-from common.s3client import normalise_etag
 from devstack.pipeline import Upload, read_manifest, wait_for_results
 from devstack.ports import free_port
 from devstack.seaweedfs import find_free_base

@@ -29,7 +29,7 @@ WORKER = """
 import json, os, sys, threading, time
 from pathlib import Path
 from predict_core.model import load_model
-from predict_core.s3client import make_client
+from fnvision_common.s3client import make_client
 from predict_core.settings import Settings
 
 settings = Settings.from_env(os.environ, "/nowhere")

@@ -15,8 +15,8 @@ from urllib.parse import quote_plus
 
 import httpx
 import pytest
+from fnvision_common.result_keys import LONG_FOLDER, MAX_KEY_BYTES, result_key
 
-from common.result_keys import LONG_FOLDER, MAX_KEY_BYTES, result_key
 from tests.data import preprocess_images as gen
 from tests.integration.chain import repo_app
 

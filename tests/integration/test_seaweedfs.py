@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 from botocore.exceptions import ClientError
-
-from common.s3client import S3Settings, is_precondition_failed, make_client
+from fnvision_common.s3client import S3Settings, is_precondition_failed, make_client
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fnvision_common.result_keys import result_key
 
-from common.result_keys import result_key
 from triggers.fakefn import FakePreprocess
 
 pytestmark = pytest.mark.integration

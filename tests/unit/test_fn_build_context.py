@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.fncli import GENERATED_DOCKERFILE, DockerIgnore, context_files_needed
+from tests.fncli import (
+    OFFLINE_DOCKERFILE,
+    DockerIgnore,
+    context_files_needed,
+    generated_dockerfile,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 FUNCTIONS = REPO / "functions"
@@ -41,12 +46,15 @@ def _expected(name: str, model_dir: Path) -> set[str]:
 def test_image_gets_exactly_what_the_function_runs_on(name: str, model_dir: Path) -> None:
     fn_dir = FUNCTIONS / name
     ignore = DockerIgnore.of(fn_dir)
+    dockerfile = generated_dockerfile(fn_dir)
     # what ADD/COPY name from the context must be there and not excluded, or `docker build` fails
-    for needed in context_files_needed():
-        assert (fn_dir / needed).is_file() and not ignore.excludes(needed), needed
-    # the ENTRYPOINT's module and everything on PYTHONPATH=/function it imports or reads
-    assert "/function/func.py" in GENERATED_DOCKERFILE
-    assert ignore.shipped(fn_dir) == _expected(name, model_dir)
+    for needed in context_files_needed(dockerfile):
+        assert (fn_dir / needed).exists() and not ignore.excludes(needed), needed
+    # the ENTRYPOINT's module and everything on PYTHONPATH=/function it imports or reads; the
+    # offline wheels are in the build stage only (`RUN rm -fr /function/.pip_cache`)
+    assert "/function/func.py" in dockerfile and "RUN rm -fr /function/.pip_cache" in dockerfile
+    shipped = {path for path in ignore.shipped(fn_dir) if not path.startswith(".pip_cache/")}
+    assert shipped == _expected(name, model_dir)
 
 
 @pytest.mark.parametrize("name", ["predict", "preprocess"])
@@ -56,10 +64,17 @@ def test_build_leftovers_docs_and_caches_stay_out(name: str, path: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["predict", "preprocess"])
-def test_nothing_changes_the_generated_dockerfile(name: str) -> None:
-    # A Dockerfile would replace the generated one; .pip_cache/ or setup.py would add install steps.
+def test_nothing_else_changes_the_generated_dockerfile(name: str) -> None:
+    # A Dockerfile would replace the generated one; setup.py would add an install step. `.pip_cache/`
+    # (make wheels) is expected: the lock names fnvision-common, which is on no index.
     fn_dir = FUNCTIONS / name
-    assert not [p for p in ("Dockerfile", ".pip_cache", "setup.py") if (fn_dir / p).exists()]
+    assert not [p for p in ("Dockerfile", "setup.py") if (fn_dir / p).exists()]
+    assert "fnvision-common==" in (fn_dir / "requirements.txt").read_text()
+    if (fn_dir / ".pip_cache").is_dir():
+        wheels = {p.name.split("-")[0].lower().replace("_", "-") for p in (fn_dir / ".pip_cache").glob("*.whl")}
+        pinned = {line.split("==")[0] for line in (fn_dir / "requirements.txt").read_text().splitlines()
+                  if "==" in line and not line.startswith("#")}
+        assert pinned <= wheels, f"missing wheels: {pinned - wheels} (run make wheels)"
 
 
 def test_predict_leaves_out_the_savedmodel_and_keeps_the_tflite() -> None:
@@ -71,6 +86,7 @@ def test_predict_leaves_out_the_savedmodel_and_keeps_the_tflite() -> None:
 
 def test_context_files_needed_by_the_generated_dockerfile() -> None:
     assert context_files_needed() == {"requirements.txt"}
+    assert context_files_needed(OFFLINE_DOCKERFILE) == {"requirements.txt", ".pip_cache"}
 
 
 def test_docker_pattern_rules() -> None:

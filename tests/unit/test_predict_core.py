@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fnvision_common.fnstatus import wire_status
 from predict_core import model as model_mod
 from predict_core import service
 from predict_core.batch import to_batch
@@ -28,7 +29,6 @@ from predict_core.errors import (
     StorageUnavailableError,
     ValueRangeError,
 )
-from predict_core.fnstatus import wire_status
 from predict_core.manifest import Manifest, tree_sha256, verify
 from predict_core.results import MemoryResultStore, S3ResultStore, build_document, record
 from predict_core.settings import Settings

@@ -491,8 +491,8 @@ class Clock:
 
 
 def test_a_duplicate_delivery_costs_one_list_and_no_fetch_or_inference() -> None:
+    from fnvision_common.result_keys import result_key
     from preprocess_core.done import ServedModel
-    from preprocess_core.result_keys import result_key
 
     clock = Clock()
     objects = {("images", "a.jpg"): CAT}
@@ -529,7 +529,7 @@ def test_a_risky_decode_leaves_no_marker_once_it_ended() -> None:
 
 @pytest.mark.parametrize(("left_behind", "outcome"), [(1, "ok"), (2, "failed")])
 def test_markers_of_decodes_that_never_ended_stop_a_poison_loop(left_behind: int, outcome: str) -> None:
-    from preprocess_core.result_keys import attempt_key
+    from fnvision_common.result_keys import attempt_key
 
     d = deps({("images", "big.png"): RISKY_PNG}, max_decoded_bytes=40_000_000)
     for n in range(1, left_behind + 1):  # what containers killed mid-decode leave behind

@@ -5,8 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-
-from common.result_keys import (
+from fnvision_common.result_keys import (
     LONG_FOLDER,
     MAX_KEY_BYTES,
     ResultKeyError,

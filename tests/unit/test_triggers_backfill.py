@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fnvision_common.result_keys import failure_key, result_key
 
-from common.result_keys import failure_key, result_key
 from triggers.backfill import Backfill, BackfillError, Checkpoint, Model, build_parser, main, parse_time
 from triggers.events import ObjectRef
 from triggers.fakefn import FakePreprocess, parse_refs

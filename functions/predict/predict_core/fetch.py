@@ -12,9 +12,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from fnvision_common.s3client import error_code, is_not_found
+
 from .errors import ConfigError, ModelError, StorageUnavailableError
 from .manifest import MANIFEST_NAME, Manifest, check_files
-from .s3client import error_code, is_not_found
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from fnvision_common.result_keys import result_key
+from fnvision_common.s3client import error_code, is_precondition_failed, is_refused_request, normalise_etag
+
 from .codecs.base import Label, Source
 from .errors import PredictError, RecordRefusedError, StorageUnavailableError
-from .result_keys import result_key
-from .s3client import error_code, is_precondition_failed, is_refused_request, normalise_etag
 
 SCHEMA = "fn-vision/result@1"
 CREATED = "created"

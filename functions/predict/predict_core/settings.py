@@ -9,8 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fnvision_common.s3client import S3Settings, StorageConfigError, parse_bool
+
 from .errors import ConfigError
-from .s3client import S3Settings, StorageConfigError, parse_bool
 
 MODEL_URI = "MODEL_URI"
 MODEL_ENGINE = "MODEL_ENGINE"

@@ -23,8 +23,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
+from fnvision_common.result_keys import attempt_key
+
 from .errors import DecodeKilledError, StorageError
-from .result_keys import attempt_key
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 2

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .result_keys import FAILURE_NAME, folder
+from fnvision_common.result_keys import FAILURE_NAME, folder
 
 
 class Lister(Protocol):

@@ -12,16 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import (
-    BadEventError,
-    ObjectNotFoundError,
-    RecordRefusedError,
-    RefusedSourceError,
-    StorageError,
-    TooLargeError,
-)
-from .result_keys import is_results_location
-from .s3client import (
+from fnvision_common.result_keys import is_results_location
+from fnvision_common.s3client import (
     S3Settings,
     error_code,
     is_not_found,
@@ -29,6 +21,15 @@ from .s3client import (
     is_refused_request,
     make_client,
     normalise_etag,
+)
+
+from .errors import (
+    BadEventError,
+    ObjectNotFoundError,
+    RecordRefusedError,
+    RefusedSourceError,
+    StorageError,
+    TooLargeError,
 )
 
 log = logging.getLogger(__name__)

@@ -30,6 +30,8 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
+from fnvision_common.result_keys import ResultKeyError, check_object_key, failure_key, is_results_location
+from fnvision_common.s3client import normalise_etag
 
 from . import decode_guard, images, metadata
 from .done import Done, ServedModel, find_done
@@ -48,8 +50,6 @@ from .events import Ignored, Input, ObjectRef, ParsedRequest, UrlRef
 from .fetch_s3 import FetchedObject
 from .fetch_url import FetchedUrl
 from .predict_client import PredictAnswer
-from .result_keys import ResultKeyError, check_object_key, failure_key, is_results_location
-from .s3client import normalise_etag
 from .settings import Settings
 
 log = logging.getLogger(__name__)

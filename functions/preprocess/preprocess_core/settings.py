@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fnvision_common.s3client import S3Settings, StorageConfigError, parse_bool
+
 from .errors import ConfigError
-from .s3client import S3Settings, StorageConfigError, parse_bool
 
 MANIFEST_FILE = "model_manifest.json"
 """Name of the copy of predict's manifest.json in the function folder (``make model`` writes it)."""

@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from fnvision_common.result_keys import ResultKeyError, check_object_key
 
 from ..errors import DTypeError, InvalidParameterError, RequestError, ShapeError, ValueRangeError
-from ..result_keys import ResultKeyError, check_object_key
 
 JSON_TYPE = "application/json"
 MAX_METADATA_DEPTH = 32

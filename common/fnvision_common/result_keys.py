@@ -1,7 +1,7 @@
 """Object keys of result documents and failure records: the only definition.
 
-Single source: ``common/result_keys.py``; ``make sync`` copies it into both function folders and
-``triggers`` imports it from ``common`` (backfill needs the same keys to skip done work).
+Part of ``fnvision-common`` (``common/``): both functions install it, and ``triggers`` imports it
+too (backfill needs the same keys to skip done work).
 
 One folder per source object *version* (its ETag), so a re-upload gets a fresh result and a new
 model version gets its own document next to the old one:

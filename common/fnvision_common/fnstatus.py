@@ -1,6 +1,6 @@
 """How a function's real HTTP status travels through Fn: the only definition.
 
-Single source: ``common/fnstatus.py``; ``make sync`` copies it into both function folders.
+Part of ``fnvision-common`` (``common/``), the package both functions install (common/README.md).
 
 The fdk coerces every status but 200/502/504 to 200, and the Fn agent replaces the body of a 502
 with ``{"message": "function failed"}``. So:

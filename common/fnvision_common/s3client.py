@@ -1,7 +1,6 @@
 """S3-compatible object storage client, configured once from the environment.
 
-Single source: ``common/s3client.py``. ``make sync`` copies it into each function folder
-(each folder must be a self-contained ``fn build`` context); a unit test asserts the copies match.
+Part of ``fnvision-common`` (``common/``), the package both functions install (common/README.md).
 
 Works against AWS S3, OCI Object Storage's S3 Compatibility API, MinIO and SeaweedFS. Non-AWS
 stores need path-style addressing and boto3's checksum mode ``when_required`` (boto3 >= 1.36 sends

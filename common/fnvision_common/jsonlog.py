@@ -1,6 +1,6 @@
 """Structured JSON logs, one object per line on stderr, with the Fn call id.
 
-Single source: ``common/jsonlog.py``; ``make sync`` copies it into both function folders.
+Part of ``fnvision-common`` (``common/``), the package both functions install (common/README.md).
 
 Importing ``fdk`` adds a text handler to the root logger and sets the root level to DEBUG, so
 botocore/urllib3 would print every request. ``configure`` replaces that handler's formatter
