@@ -67,7 +67,7 @@ def _wait_visible(client: Any, bucket: str, key: str, timeout_s: float = 30.0) -
     raise TimeoutError(f"no result at {bucket}/{key} after {timeout_s}s")
 
 
-def measure_latency(stack: Any, manifest: dict[str, Any], jpegs: list[bytes], n: int, warmup: int) -> dict:
+def measure_latency(stack: Any, manifest: Any, jpegs: list[bytes], n: int, warmup: int) -> dict:
     from fnvision_common.result_keys import result_key
     from fnvision_common.s3client import normalise_etag
 
@@ -77,7 +77,7 @@ def measure_latency(stack: Any, manifest: dict[str, Any], jpegs: list[bytes], n:
         key = f"bench/latency/{i:04d}.jpg"
         put = client.put_object(Bucket="images", Key=key, Body=jpegs[i % len(jpegs)], ContentType="image/jpeg")
         put_done, put_wall = time.monotonic(), time.time()
-        rkey = result_key("", "images", key, normalise_etag(put["ETag"]), manifest["name"], manifest["version"])
+        rkey = result_key("", "images", key, normalise_etag(put["ETag"]), manifest.name, manifest.version)
         seen = _wait_visible(client, "results", rkey)
         doc = json.loads(client.get_object(Bucket="results", Key=rkey)["Body"].read())
         if i < warmup:
@@ -138,7 +138,7 @@ def cpu_by_role(stack: Any) -> dict[str, float]:
     return times
 
 
-def measure_backfill(stack: Any, manifest: dict[str, Any], jpegs: list[bytes], n: int,
+def measure_backfill(stack: Any, manifest: Any, jpegs: list[bytes], n: int,
                      batch_size: int, concurrency: int) -> dict:
     from triggers.backfill import Backfill, Model
     from triggers.invoker import HttpInvoker
@@ -150,7 +150,7 @@ def measure_backfill(stack: Any, manifest: dict[str, Any], jpegs: list[bytes], n
                           ContentType="image/jpeg")
     backfill = Backfill(
         client=client, invoker=HttpInvoker(stack.fnlocal.invoke_url("vision", "preprocess")),
-        bucket="bulk", model=Model(manifest["name"], manifest["version"]), batch_size=batch_size,
+        bucket="bulk", model=Model(manifest.name, manifest.version), batch_size=batch_size,
         concurrency=concurrency, progress=False,
     )
     cpu_before = cpu_by_role(stack)

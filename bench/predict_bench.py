@@ -137,10 +137,11 @@ def _timed_invokes(interp: Any, x: np.ndarray, warmup: int, runs: int) -> list[f
 
 def bare_invoke(hot_calls: int, one: np.ndarray, batch32: np.ndarray, batch_reps: int) -> dict[str, Any]:
     """The same model with set_tensor + invoke + get_tensor in this process (no fdk, no decoding)."""
+    from fnvision_common.manifest import Manifest
     from predict_core.model import LiteRTEngine
 
-    manifest = json.loads((MODEL_DIR / "manifest.json").read_text())
-    engine = LiteRTEngine(MODEL_DIR / manifest["artifacts"]["tflite"]["path"], 2)
+    manifest = Manifest.read(MODEL_DIR)
+    engine = LiteRTEngine(MODEL_DIR / manifest.artifacts["tflite"].path, 2)
     interp = engine.interpreter
     latencies = _timed_invokes(interp, one.astype(np.float32), warmup=20, runs=hot_calls)
     batch = _timed_invokes(interp, batch32.astype(np.float32), warmup=1, runs=batch_reps)

@@ -65,8 +65,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         uploads = upload_files(client, options.input_bucket, files, prefix=f"samples/{run_id}/")
         outcomes = wait_for_results(
             client, uploads, input_bucket=options.input_bucket, results_bucket=options.results_bucket,
-            results_prefix=options.results_prefix, model_name=manifest["name"],
-            model_version=manifest["version"], timeout_s=args.timeout, on_done=_print_outcome,
+            results_prefix=options.results_prefix, model_name=manifest.name,
+            model_version=manifest.version, timeout_s=args.timeout, on_done=_print_outcome,
         )
         out_dir = Path(args.data_dir) / "results" / run_id
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fnvision_common.manifest import MANIFEST_NAME, Manifest
 from fnvision_common.result_keys import failure_key, result_key
 from fnvision_common.s3client import is_not_found, normalise_etag
 
@@ -109,10 +110,9 @@ def wait_for_results(
     return [outcomes[u.key] for u in uploads]
 
 
-def read_manifest(model_dir: Path) -> dict[str, Any]:
+def read_manifest(model_dir: Path) -> Manifest:
     """The model manifest (name and version decide the result keys)."""
-    path = model_dir / "manifest.json"
+    path = model_dir / MANIFEST_NAME
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: run `make model` first")
-    manifest: dict[str, Any] = json.loads(path.read_text())
-    return manifest
+    return Manifest.read(path)

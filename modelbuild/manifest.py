@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelbuild.digest import file_sha256, tree_sha256
+from fnvision_common.manifest import file_sha256, tree_sha256
+
 from modelbuild.efficientnet_lite import IMAGE_SIZE, INPUT_NAME, NUM_CLASSES, OUTPUT_NAME
 from modelbuild.photos import CENTER_CROP, RESIZE_SHORTER_TO
 

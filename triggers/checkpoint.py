@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TextIO
 
+from fnvision_common.manifest import Manifest, ManifestError
+
 from triggers.events import ObjectRef
 
 CHECKPOINT_SCHEMA = "fn-vision/backfill-checkpoint@1"
@@ -48,10 +50,10 @@ class Model:
     def from_manifest(cls, path: Path) -> Model:
         """Read name and version from predict's model manifest."""
         try:
-            manifest = json.loads(path.read_text())
-            return cls(str(manifest["name"]), str(manifest["version"]))
-        except (OSError, ValueError, KeyError) as exc:
-            raise BackfillError(f"cannot read model name/version from {path}: {exc}") from exc
+            manifest = Manifest.read(path)
+        except ManifestError as exc:
+            raise BackfillError(f"cannot read model name/version: {exc}") from exc
+        return cls(manifest.name, manifest.version)
 
 
 class Checkpoint:

@@ -59,7 +59,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterator
 @pytest.fixture(scope="module")
 def model(model_dir: Path) -> Model:
     manifest = read_manifest(model_dir)
-    return Model(manifest["name"], manifest["version"])
+    return Model(manifest.name, manifest.version)
 
 
 @pytest.fixture(scope="module")

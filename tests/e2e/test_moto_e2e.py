@@ -81,7 +81,7 @@ def test_moto_sns_notifications_classified_by_the_real_functions(stack: LocalSta
         connect_s3_to_sns(moto, BUCKET, forwarder.url)
         etags = {key: s3.put_object(Bucket=BUCKET, Key=key, Body=f.read_bytes(), ContentType="image/jpeg")
                  ["ETag"].strip('"') for key, f in zip(keys, files, strict=True)}
-        want = {result_key("", BUCKET, k, etags[k], manifest["name"], manifest["version"]): k for k in keys}
+        want = {result_key("", BUCKET, k, etags[k], manifest.name, manifest.version): k for k in keys}
         docs = _wait_for(s3, list(want))
     finally:
         forwarder.stop()

@@ -50,7 +50,7 @@ def _results_under(client, bucket: str, prefix: str) -> list[str]:
 def _wait(client, uploads, manifest, timeout_s=120.0):
     return wait_for_results(
         client, uploads, input_bucket="images", results_bucket="results", results_prefix="",
-        model_name=manifest["name"], model_version=manifest["version"], timeout_s=timeout_s,
+        model_name=manifest.name, model_version=manifest.version, timeout_s=timeout_s,
     )
 
 
@@ -74,7 +74,7 @@ def test_uploads_get_exactly_one_result_each_with_the_right_class(stack, manifes
         doc = outcome.document
         assert doc["predictions"][0]["index"] in photo.expected_top1, (photo.name, doc["predictions"][:3])
         assert doc["source"]["bucket"] == "images" and doc["source"]["key"] == outcome.upload.key
-        assert doc["model"]["name"] == manifest["name"] and doc["model"]["version"] == manifest["version"]
+        assert doc["model"]["name"] == manifest.name and doc["model"]["version"] == manifest.version
     # exactly one document per upload, nothing else
     keys = _results_under(client, "results", f"images/{prefix}")
     assert len(keys) == len(uploads)
@@ -94,7 +94,7 @@ def test_duplicate_event_makes_no_second_result(stack, manifest, tmp_path):
     for _ in range(2):
         reply = invoker.invoke(to_body(event), "application/json")
         assert reply.status == 200, reply
-    rkey = result_key("", "images", upload.key, upload.etag, manifest["name"], manifest["version"])
+    rkey = result_key("", "images", upload.key, upload.etag, manifest.name, manifest.version)
     again = json.loads(client.get_object(Bucket="results", Key=rkey)["Body"].read())
     assert again == first.document  # not overwritten
     assert _results_under(client, "results", f"images/{prefix}") == [rkey]
@@ -128,7 +128,7 @@ def test_watcher_restart_neither_misses_nor_repeats(stack, manifest, tmp_path):
 
     outcomes = wait_for_results(
         client, [*first, *second], input_bucket=bucket, results_bucket="results", results_prefix="",
-        model_name=manifest["name"], model_version=manifest["version"], timeout_s=60,
+        model_name=manifest.name, model_version=manifest.version, timeout_s=60,
     )
     assert [o.status for o in outcomes] == ["result"] * 5
     sent_keys = [rec["s3"]["object"]["key"] for body in sent for rec in json.loads(body)["Records"]]

@@ -44,7 +44,7 @@ def test_watcher_batch_with_bad_objects_records_every_object_once(tmp_path: Path
             uploads.append(Upload(key=key, etag=etag, uploaded_at=time.monotonic()))
         outcomes = {o.upload.key: o for o in wait_for_results(
             client, uploads, input_bucket="images", results_bucket="results", results_prefix="",
-            model_name=manifest["name"], model_version=manifest["version"], timeout_s=60)}
+            model_name=manifest.name, model_version=manifest.version, timeout_s=60)}
         polls_failed = stack.watcher.poll_once().failed
     assert {k: o.status for k, o in outcomes.items()} == {
         **{k: "result" for k in bodies if "good" in k or k == long_key},

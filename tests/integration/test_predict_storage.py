@@ -138,14 +138,14 @@ def test_savedmodel_tree_download_matches_manifest(
 ) -> None:
     from fnvision_common.s3client import S3Settings, make_client
     from predict_core.fetch import download_model
-    from predict_core.manifest import Manifest, verify
+    from predict_core.manifest import artifact_for, parse, verify
 
     bucket = new_bucket("models")
     _upload_model(s3, bucket, "m/", model_dir)
     client = make_client(S3Settings.from_env(seaweed.env()))
     local = download_model(f"s3://{bucket}/m", "tensorflow", str(tmp_path), client)
-    manifest = Manifest.from_json((local / "manifest.json").read_bytes())
-    artifact = manifest.artifact_for("tensorflow")
+    manifest = parse((local / "manifest.json").read_bytes())
+    artifact = artifact_for(manifest, "tensorflow")
     verify(local / artifact.path, artifact.sha256, "savedmodel")  # raises on mismatch
     assert not (local / "efficientnet_lite0.tflite").exists()
 

@@ -15,6 +15,7 @@ from urllib.parse import quote_plus
 
 import httpx
 import pytest
+from fnvision_common.manifest import Manifest
 from fnvision_common.result_keys import LONG_FOLDER, MAX_KEY_BYTES, result_key
 
 from tests.data import preprocess_images as gen
@@ -39,8 +40,8 @@ def http() -> Iterator[httpx.Client]:
 
 
 @pytest.fixture(scope="module")
-def manifest(model_dir: Path) -> dict[str, Any]:
-    return dict(json.loads((model_dir / "manifest.json").read_text()))
+def manifest(model_dir: Path) -> Manifest:
+    return Manifest.read(model_dir)
 
 
 def s3_event(bucket: str, keys: list[str]) -> bytes:
@@ -72,7 +73,7 @@ def invoke(fl: Any, http: httpx.Client, body: bytes) -> httpx.Response:
 
 
 def test_a_key_near_the_limit_is_recorded_and_does_not_sink_its_batch(
-    fl: Any, http: httpx.Client, s3: Any, new_bucket: Any, manifest: dict[str, Any]
+    fl: Any, http: httpx.Client, s3: Any, new_bucket: Any, manifest: Manifest
 ) -> None:
     bucket = new_bucket("long")
     keys = ["a.jpg", long_key(1000), "b.jpg", "c.jpg"]
@@ -86,7 +87,7 @@ def test_a_key_near_the_limit_is_recorded_and_does_not_sink_its_batch(
         body = reply.json()
         assert body["counts"]["ok"] == 4, body
         for key, item in zip(keys, body["predictions"], strict=True):
-            want = result_key("", bucket, key, etags[key], manifest["name"], manifest["version"])
+            want = result_key("", bucket, key, etags[key], manifest.name, manifest.version)
             assert item["result"]["key"] == want
             assert item["result"]["status"] == ("created" if delivery == 0 else "exists")
             assert int(item["top_k"][0]["index"]) in CAT_CLASSES

@@ -29,11 +29,10 @@ from predict_core.errors import (
     StorageUnavailableError,
     ValueRangeError,
 )
-from predict_core.manifest import Manifest, tree_sha256, verify
+from predict_core.manifest import parse as parse_manifest
+from predict_core.manifest import verify
 from predict_core.results import MemoryResultStore, S3ResultStore, build_document, record
 from predict_core.settings import Settings
-
-from modelbuild.digest import tree_sha256 as modelbuild_tree_sha256
 
 MANIFEST = {
     "name": "tiny",
@@ -190,13 +189,6 @@ def test_top_k_range() -> None:
 # -- manifest -------------------------------------------------------------------------------------
 
 
-def test_tree_sha256_matches_modelbuild(tmp_path: Path) -> None:
-    (tmp_path / "variables").mkdir()
-    (tmp_path / "saved_model.pb").write_bytes(b"graph")
-    (tmp_path / "variables" / "v.data").write_bytes(b"\x00" * 10)
-    assert tree_sha256(tmp_path) == modelbuild_tree_sha256(tmp_path)
-
-
 def test_verify_refuses_a_changed_file(tmp_path: Path) -> None:
     f = tmp_path / "m.tflite"
     f.write_bytes(b"model")
@@ -209,7 +201,7 @@ def test_verify_refuses_a_changed_file(tmp_path: Path) -> None:
 
 def test_bad_manifest_is_corrupt() -> None:
     with pytest.raises(ModelCorruptError):
-        Manifest.from_json(b'{"name": "x"}')
+        parse_manifest(b'{"name": "x"}')
 
 
 FUNCTION_DIR = Path(__file__).resolve().parents[2] / "functions" / "predict"
@@ -335,7 +327,7 @@ class FakeEngine:
 
 
 def fake_model() -> model_mod.LoadedModel:
-    return model_mod.LoadedModel(Manifest.from_json(json.dumps(MANIFEST)), LABELS, FakeEngine(), "mem://", 1.0)
+    return model_mod.LoadedModel(parse_manifest(json.dumps(MANIFEST)), LABELS, FakeEngine(), "mem://", 1.0)
 
 
 def test_get_model_loads_once_under_concurrency(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,7 +14,7 @@ import pytest
 from predict_core import codecs, service
 from predict_core.codecs.base import MAX_METADATA_DEPTH
 from predict_core.errors import DTypeError, RequestError, ValueRangeError
-from predict_core.manifest import Manifest
+from predict_core.manifest import parse as parse_manifest
 from predict_core.model import LoadedModel
 from predict_core.results import MemoryResultStore
 from predict_core.settings import Settings
@@ -44,7 +44,7 @@ class _Engine:
 
 
 def _deps() -> service.Deps:
-    model = LoadedModel(Manifest.from_json(json.dumps(MANIFEST)), LABELS, _Engine(), "mem://", 1.0)
+    model = LoadedModel(parse_manifest(json.dumps(MANIFEST)), LABELS, _Engine(), "mem://", 1.0)
     return service.Deps(Settings.from_env({}, "/x"), lambda: (model, False), MemoryResultStore)
 
 

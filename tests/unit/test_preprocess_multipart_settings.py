@@ -13,6 +13,8 @@ from preprocess_core.errors import BadEventError, ConfigError
 from preprocess_core.events import Upload, parse_request
 from preprocess_core.settings import MANIFEST_FILE, ModelInput, Settings
 
+from tests.data import manifests
+
 # Binary content with CRLFs, dashes and a fake boundary-like line inside.
 TRICKY = b"\xff\xd8\xff\xe0\r\n--\r\n\r\n--notaboundary\r\nbody\x00\x01\r\n"
 
@@ -71,9 +73,7 @@ PREDICT_MANIFEST = Path(__file__).resolve().parents[2] / "functions" / "predict"
 
 
 def write_manifest(path: Path, size: int = 300, name: str = "x", shorter: int | None = 320) -> Path:
-    pre = {"center_crop": size, **({"resize_shorter_to": shorter} if shorter else {})}
-    path.write_text(json.dumps({"input": {"name": name, "shape": [None, size, size, 3], "preprocessing": pre}}))
-    return path
+    return manifests.write_manifest(path, size=size, input_name=name, resize_shorter=shorter)
 
 
 def test_defaults() -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from fnvision_common.result_keys import failure_key, result_key
 
+from tests.data.manifests import write_manifest
 from triggers.backfill import Backfill, BackfillError, Checkpoint, Model, build_parser, main, parse_time
 from triggers.events import ObjectRef
 from triggers.fakefn import FakePreprocess, parse_refs
@@ -123,7 +124,7 @@ def test_cli_end_to_end(s3: Any, seaweed: Any, new_bucket: Callable[[str], str],
     for k, v in seaweed.env().items():
         monkeypatch.setenv(k, v)
     manifest = tmp_path / "manifest.json"
-    manifest.write_text(json.dumps({"name": MODEL.name, "version": MODEL.version}))
+    write_manifest(manifest, name=MODEL.name, version=MODEL.version)
     common = ["--bucket", bucket, "--results-bucket", fake.results_bucket, "--model-manifest", str(manifest),
               "--checkpoint", str(tmp_path / "ck.jsonl"), "--no-progress"]
     assert main([*common, "--dry-run"]) == 0

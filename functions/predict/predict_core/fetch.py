@@ -15,7 +15,8 @@ from typing import Any
 from fnvision_common.s3client import error_code, is_not_found
 
 from .errors import ConfigError, ModelError, StorageUnavailableError
-from .manifest import MANIFEST_NAME, Manifest, check_files
+from .manifest import MANIFEST_NAME, Manifest, artifact_for, check_files
+from .manifest import parse as parse_manifest
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ def _keys_under(client: Any, bucket: str, prefix: str) -> list[str]:
 def _fetch(client: Any, bucket: str, prefix: str, manifest: Manifest, engine: str, work: Path) -> None:
     """Download labels and the engine's artifact (a file, or a tree such as the SavedModel)."""
     _get(client, bucket, prefix + manifest.labels_path, work / manifest.labels_path)
-    artifact = manifest.artifact_for(engine)
+    artifact = artifact_for(manifest, engine)
     key = prefix + artifact.path
     keys = _keys_under(client, bucket, key)
     if key in keys:
@@ -143,7 +144,7 @@ def download_model(uri: str, engine: str, cache_dir: str, client: Any) -> Path:
     try:
         _get(client, bucket, prefix + MANIFEST_NAME, work / MANIFEST_NAME)
         manifest_bytes = (work / MANIFEST_NAME).read_bytes()
-        manifest = Manifest.from_json(manifest_bytes)
+        manifest = parse_manifest(manifest_bytes)
         final = root / f"{hashlib.sha256(manifest_bytes).hexdigest()[:32]}-{engine}"
         if _usable(final, manifest_bytes, manifest, engine):
             log.info("model found in cache", extra={"model_uri": uri, "path": str(final)})

@@ -22,6 +22,7 @@ import numpy.typing as npt
 
 from .errors import ConfigError, ModelCorruptError, ModelError, PredictError
 from .manifest import MANIFEST_NAME, Manifest, check_files
+from .manifest import parse as parse_manifest
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -154,7 +155,7 @@ def load_model(settings: Settings, s3_client: Callable[[], Any]) -> LoadedModel:
     manifest_path = directory / MANIFEST_NAME
     if not manifest_path.is_file():
         raise ModelError(f"no {MANIFEST_NAME} in model directory {directory} (MODEL_URI={uri})")
-    manifest = Manifest.from_json(manifest_path.read_bytes())
+    manifest = parse_manifest(manifest_path.read_bytes())
     # a downloaded model was verified before it was published in the cache (fetch.py)
     artifact = check_files(directory, manifest, settings.engine, hashes=settings.verify and not remote)
     labels = _labels(directory / manifest.labels_path)

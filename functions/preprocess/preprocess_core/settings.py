@@ -9,14 +9,13 @@ refuses to start its first call with a ``config_error``.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from fnvision_common.manifest import Manifest, ManifestError
 from fnvision_common.s3client import S3Settings, StorageConfigError, parse_bool
 
 from .errors import ConfigError
@@ -89,16 +88,12 @@ class ModelInput:
     def from_manifest(cls, path: Path) -> ModelInput:
         """Read input name, size and preprocessing from a model manifest (docs/contracts.md §2)."""
         try:
-            manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-            spec = manifest["input"]
-            shape = spec["shape"]
-            size = int(spec.get("preprocessing", {}).get("center_crop") or shape[1])
-            name = str(spec.get("name") or "images")
-            shorter = spec.get("preprocessing", {}).get("resize_shorter_to")
-        except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+            manifest = Manifest.read(path)
+        except ManifestError as exc:
             raise ConfigError(f"MODEL_MANIFEST={str(path)!r} is not a readable model manifest: {exc}") from exc
-        base = cls.from_size(size, name)
-        return cls(name=name, size=size, resize_shorter=int(shorter) if shorter else base.resize_shorter)
+        size = manifest.center_crop or manifest.height
+        base = cls.from_size(size, manifest.input_name)
+        return cls(name=manifest.input_name, size=size, resize_shorter=manifest.resize_shorter or base.resize_shorter)
 
 
 @dataclass(frozen=True)
