@@ -67,3 +67,36 @@ def _no_real_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.delenv("FN_API_URL", raising=False)  # `fnlocal invoke` would post to a developer's server
     os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+
+
+def _stale_wheels() -> list[str]:
+    """Function folders whose .pip_cache lacks the current fnvision-common (its wheel is built from common/)."""
+    import zipfile
+
+    source = REPO / "common" / "fnvision_common"
+    stale = []
+    for fn_dir in sorted((REPO / "functions").iterdir()):
+        wheels = sorted((fn_dir / ".pip_cache").glob("fnvision_common-*.whl"))
+        if not wheels:
+            stale.append(f"{fn_dir.name} (no .pip_cache/fnvision_common wheel)")
+            continue
+        with zipfile.ZipFile(wheels[-1]) as wheel:
+            for path in source.glob("*.py"):
+                try:
+                    packed = wheel.read(f"fnvision_common/{path.name}")
+                except KeyError:
+                    packed = b""
+                if packed != path.read_bytes():
+                    stale.append(f"{fn_dir.name} ({path.name} changed)")
+                    break
+    return stale
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that run the functions under fnlocal install them from their .pip_cache: it must be current."""
+    if not any(item.get_closest_marker("integration") for item in items):
+        return
+    stale = _stale_wheels()
+    if stale:
+        pytest.exit(f"functions' offline wheels are missing or stale: {', '.join(stale)}; run `make wheels` "
+                    "(make test does)", returncode=2)
