@@ -1,7 +1,9 @@
-"""Envelopes around storage events: SNS, SQS and CloudEvents 1.0 (structured and binary).
+"""Envelopes around storage events — SNS, SQS, CloudEvents 1.0 (structured and binary) — and the JSON
+parser every door shares (``loads_json``).
 
-Each helper recognises one envelope and returns what is inside (still to be parsed by
-``events``), or ``None`` when the payload is not that envelope. Nothing here decodes keys.
+Each unwrapper recognises one envelope and returns what is inside, or ``None`` when the payload is
+not that envelope; the recognisers in ``events`` hand what is inside back to the dispatcher. Nothing
+here decodes keys.
 """
 
 from __future__ import annotations
@@ -74,8 +76,8 @@ def sns_message(payload: Mapping[str, Any]) -> tuple[str, Any] | None:
     return str(kind), message
 
 
-def sqs_bodies(payload: Mapping[str, Any]) -> list[Any] | None:
-    """Unwrap SQS messages: Lambda-style `Records[].body` or ReceiveMessage `Messages[].Body`."""
+def sqs_lambda_bodies(payload: Mapping[str, Any]) -> list[Any] | None:
+    """Unwrap SQS messages delivered Lambda-style: ``Records[].body``."""
     records = payload.get("Records")
     if (
         isinstance(records, list)
@@ -86,6 +88,11 @@ def sqs_bodies(payload: Mapping[str, Any]) -> list[Any] | None:
         )
     ):
         return [_maybe_json(r.get("body"), "SQS body") for r in records]
+    return None
+
+
+def sqs_received_bodies(payload: Mapping[str, Any]) -> list[Any] | None:
+    """Unwrap an SQS ReceiveMessage answer forwarded whole: ``Messages[].Body``."""
     messages = payload.get("Messages")
     if isinstance(messages, list) and all(isinstance(m, dict) and "Body" in m for m in messages):
         return [_maybe_json(m.get("Body"), "SQS Body") for m in messages]

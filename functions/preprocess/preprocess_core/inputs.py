@@ -1,12 +1,15 @@
 """What a call asks for, whichever door it came through: objects, URLs, uploads, acknowledged no-ops.
 
-``events`` (dispatch, direct requests, CloudEvents) and ``storage_events`` (S3/OCI/MinIO/SeaweedFS
-notifications) build these; ``service`` consumes them.
+The recognisers of ``events`` (dispatch, envelopes, direct requests, CloudEvents) and
+``storage_events`` (S3/OCI/MinIO/SeaweedFS notifications) return these as a ``Found`` list, given the
+payload and its ``Context``; ``events.parse_request`` gathers them into one ``ParsedRequest``, which
+``service`` consumes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 
@@ -56,6 +59,32 @@ class Ignored:
     def to_dict(self) -> dict[str, Any]:
         """JSON form for the answer."""
         return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+Found = list[Input | Ignored]
+"""What one recogniser found in its payload, in order."""
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a recogniser knows besides the payload itself."""
+
+    headers: Mapping[str, str]
+    """The request's headers, lower-cased (read by the raw-body formats only)."""
+    depth: int = 0
+    """How many envelopes or JSON lists enclose the payload (``events`` refuses more than 5)."""
+    default_bucket: str = ""
+    """The bucket of a bare ``{"key"}`` (``INPUT_BUCKET``): top-level requests and lists only."""
+    max_images: int = 32
+    """``MAX_IMAGES``: bounds the parts a multipart upload may have."""
+
+    def inner(self) -> Context:
+        """The context of what an envelope holds: one level deeper, and no default bucket."""
+        return replace(self, depth=self.depth + 1, default_bucket="")
+
+    def element(self) -> Context:
+        """The context of one element of a JSON list: one level deeper, same default bucket."""
+        return replace(self, depth=self.depth + 1)
 
 
 @dataclass

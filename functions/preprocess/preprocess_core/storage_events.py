@@ -1,10 +1,12 @@
-"""Storage notifications → ``ObjectRef`` inputs: S3 ``Records`` (AWS, MinIO, Ceph, moto), OCI Events,
-MinIO top-level webhooks and SeaweedFS filer webhooks.
+"""Storage notifications → ``ObjectRef`` inputs: the recognisers of S3 ``Records`` (AWS, MinIO, Ceph,
+moto), ``s3:TestEvent``, OCI Events, MinIO top-level webhooks and SeaweedFS filer webhooks.
 
-Key decoding is per source: S3-style ``Records`` keys are form-encoded (``unquote_plus``: ``+`` →
-space, ``%2F`` → ``/``); OCI, MinIO top-level ``Key`` and SeaweedFS paths are raw (a literal ``+``
-stays a ``+``). Non-create events are acknowledged as ``Ignored``; a create event without a usable
-bucket/key, or with fields of the wrong JSON type, is a ``BadEventError`` (400).
+Each recogniser has the signature of the ``events`` table, ``(payload, ctx) -> Found | None``: ``None``
+when the JSON object is not its format, else what it found. Key decoding is per source: S3-style
+``Records`` keys are form-encoded (``unquote_plus``: ``+`` → space, ``%2F`` → ``/``); OCI, MinIO
+top-level ``Key`` and SeaweedFS paths are raw (a literal ``+`` stays a ``+``). Non-create events are
+acknowledged as ``Ignored``; a create event without a usable bucket/key, or with fields of the wrong
+JSON type, is a ``BadEventError`` (400).
 """
 
 from __future__ import annotations
@@ -14,24 +16,29 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from .errors import BadEventError
-from .inputs import Ignored, ObjectRef, ParsedRequest
+from .inputs import Context, Found, Ignored, Input, ObjectRef
 
 OCI_PREFIX = "com.oraclecloud.objectstorage."
 OCI_CREATE_TYPES = frozenset({OCI_PREFIX + "createobject", OCI_PREFIX + "updateobject"})
 
 
-def s3_record(record: Any, out: ParsedRequest) -> None:
-    """One S3 notification record (AWS, MinIO, Ceph, moto): keys are form-encoded."""
+def s3_records(payload: dict[str, Any], ctx: Context) -> Found | None:
+    """S3 notification ``Records`` (AWS, MinIO, Ceph, moto): one item per record."""
+    records = payload.get("Records")
+    if not isinstance(records, list):
+        return None
+    return [_s3_record(record) for record in records]
+
+
+def _s3_record(record: Any) -> Input | Ignored:
+    """One S3 notification record: keys are form-encoded."""
     if not isinstance(record, dict):
         raise BadEventError(f"`Records[]` entries must be JSON objects, got {type(record).__name__}")
     if "s3" not in record:
-        out.ignored.append(Ignored("unsupported_record", detail=text(record, "eventSource", "Records[]")))
-        return
+        return Ignored("unsupported_record", detail=text(record, "eventSource", "Records[]"))
     name = text(record, "eventName", "Records[]", numbers=False) or ""
-    event_type = name[3:] if name.startswith("s3:") else name
-    if not event_type.startswith("ObjectCreated"):
-        out.ignored.append(Ignored("not_a_create_event", event_type=name or None))
-        return
+    if not _is_create(name):
+        return Ignored("not_a_create_event", event_type=name or None)
     s3 = obj(record, "s3", "Records[]") or {}
     bucket = text(obj(s3, "bucket", "s3") or {}, "name", "s3.bucket", numbers=False)
     item = obj(s3, "object", "s3") or {}
@@ -40,31 +47,35 @@ def s3_record(record: Any, out: ParsedRequest) -> None:
         raise BadEventError("S3 record without s3.bucket.name / s3.object.key")
     source = text(record, "eventSource", "Records[]") or "s3"
     request_id = text(obj(record, "responseElements", "Records[]") or {}, "x-amz-request-id", "responseElements")
-    out.inputs.append(
-        ObjectRef(
-            bucket=bucket,
-            key=unquote_plus(raw_key),
-            etag=text(item, "eTag", "s3.object") or text(item, "etag", "s3.object") or "",
-            size=int_or_none(item.get("size")),
-            content_type=text(item, "contentType", "s3.object"),
-            event_id=request_id or text(item, "sequencer", "s3.object"),
-            event_time=text(record, "eventTime", "Records[]"),
-            event_type=name,
-            origin=source.split(":")[0] if ":" in source else source,
-        )
+    return ObjectRef(
+        bucket=bucket,
+        key=unquote_plus(raw_key),
+        etag=text(item, "eTag", "s3.object") or text(item, "etag", "s3.object") or "",
+        size=int_or_none(item.get("size")),
+        content_type=text(item, "contentType", "s3.object"),
+        event_id=request_id or text(item, "sequencer", "s3.object"),
+        event_time=text(record, "eventTime", "Records[]"),
+        event_type=name,
+        origin=source.split(":")[0] if ":" in source else source,
     )
 
 
-def oci_event(payload: dict[str, Any], out: ParsedRequest) -> None:
+def s3_test_event(payload: dict[str, Any], ctx: Context) -> Found | None:
+    """The ``s3:TestEvent`` S3 sends when notifications are configured: acknowledged."""
+    if payload.get("Event") != "s3:TestEvent":
+        return None
+    return [Ignored("test_event", event_type="s3:TestEvent")]
+
+
+def oci_event(payload: dict[str, Any], ctx: Context) -> Found | None:
     """OCI Events (CloudEvents 0.1): raw object names; tolerate fields that vary by version."""
+    if "cloudEventsVersion" not in payload and not str(payload.get("eventType", "")).startswith(OCI_PREFIX):
+        return None
     event_type = text(payload, "eventType", "event", numbers=False) or ""
     if event_type not in OCI_CREATE_TYPES:
-        out.ignored.append(Ignored("not_a_create_event", event_type=event_type or None))
-        return
+        return [Ignored("not_a_create_event", event_type=event_type or None)]
     ref = oci_data(payload.get("data"), event_type)
-    out.inputs.append(
-        replace(ref, event_id=text(payload, "eventID", "event"), event_time=text(payload, "eventTime", "event"))
-    )
+    return [replace(ref, event_id=text(payload, "eventID", "event"), event_time=text(payload, "eventTime", "event"))]
 
 
 def oci_data(data: Any, event_type: str) -> ObjectRef:
@@ -91,36 +102,36 @@ def oci_data(data: Any, event_type: str) -> ObjectRef:
     )
 
 
-def minio_top_level(payload: dict[str, Any], out: ParsedRequest) -> None:
-    """MinIO webhook without Records: `Key` is `<bucket>/<unescaped key>`."""
+def minio_top_level(payload: dict[str, Any], ctx: Context) -> Found | None:
+    """MinIO webhook without ``Records``: ``EventName`` (old: ``EventType``), ``Key`` = ``<bucket>/<raw key>``."""
+    if "EventName" not in payload and "EventType" not in payload:
+        return None
     name = (
         text(payload, "EventName", "event", numbers=False) or text(payload, "EventType", "event", numbers=False) or ""
     )
-    event_type = name[3:] if name.startswith("s3:") else name
-    if not event_type.startswith("ObjectCreated"):
-        out.ignored.append(Ignored("not_a_create_event", event_type=name or None))
-        return
+    if not _is_create(name):
+        return [Ignored("not_a_create_event", event_type=name or None)]
     full = payload.get("Key")
     if not isinstance(full, str) or "/" not in full.strip("/"):
         raise BadEventError("MinIO event without a `Key` of the form <bucket>/<key>")
     bucket, key = full.split("/", 1)
-    out.inputs.append(ObjectRef(bucket=bucket, key=key, event_type=name, origin="minio"))
+    return [ObjectRef(bucket=bucket, key=key, event_type=name, origin="minio")]
 
 
-def seaweedfs_filer(payload: dict[str, Any], out: ParsedRequest) -> None:
-    """SeaweedFS filer webhook: raw path `/buckets/<bucket>/<key>`; internal paths are skipped."""
+def seaweedfs_filer(payload: dict[str, Any], ctx: Context) -> Found | None:
+    """SeaweedFS filer webhook: raw path ``/buckets/<bucket>/<key>``; internal paths are acknowledged."""
+    if "event_type" not in payload or not str(payload.get("key", "")).startswith("/buckets/"):
+        return None
     kind = text(payload, "event_type", "event", numbers=False) or ""
     if kind not in {"create", "update"}:
-        out.ignored.append(Ignored("not_a_create_event", event_type=kind or None))
-        return
+        return [Ignored("not_a_create_event", event_type=kind or None)]
     full = str(payload["key"])
     bucket, _, key = full[len("/buckets/") :].partition("/")
     entry = obj(obj(payload, "message", "event") or {}, "new_entry", "message") or {}
     attributes = obj(entry, "attributes", "message.new_entry") or {}
     if not key or bucket.startswith(".") or key.startswith(".uploads/") or entry.get("is_directory"):
-        out.ignored.append(Ignored("internal_path", event_type=kind, detail=full))
-        return
-    out.inputs.append(
+        return [Ignored("internal_path", event_type=kind, detail=full)]
+    return [
         ObjectRef(
             bucket=bucket,
             key=key,
@@ -129,7 +140,12 @@ def seaweedfs_filer(payload: dict[str, Any], out: ParsedRequest) -> None:
             event_type=kind,
             origin="seaweedfs",
         )
-    )
+    ]
+
+
+def _is_create(name: str) -> bool:
+    """An S3-style event name (``ObjectCreated:Put``, MinIO's ``s3:ObjectCreated:Put``) that creates an object."""
+    return (name[3:] if name.startswith("s3:") else name).startswith("ObjectCreated")
 
 
 def obj(parent: dict[str, Any], name: str, where: str) -> dict[str, Any] | None:
