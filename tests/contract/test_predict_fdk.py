@@ -314,6 +314,23 @@ def test_tritonclient_sees_error_status(fn: FdkProcess, images: np.ndarray) -> N
     assert info.value.status() == "422" and "invalid_shape" in str(info.value.message())
 
 
+def test_tritonclient_only_infer_is_served(fn: FdkProcess) -> None:
+    """README: only infer works unchanged; health and metadata calls hit no trigger (404) today."""
+    httpclient = pytest.importorskip("tritonclient.http")
+    utils = pytest.importorskip("tritonclient.utils")
+    with TriggerProxy(fn, base_path="/t/vision", sources=_trigger_sources()) as proxy:
+        client = httpclient.InferenceServerClient(url=f"{proxy.url}/predict")
+        assert client.is_server_live() is False
+        assert client.is_server_ready() is False
+        assert client.is_model_ready("efficientnet-lite0") is False
+        for call in (client.get_server_metadata, lambda: client.get_model_metadata("efficientnet-lite0")):
+            with pytest.raises(utils.InferenceServerException) as info:
+                call()
+            assert info.value.status() == "404"
+        client.close()
+    assert not proxy.requests  # none of them reached the function
+
+
 # -- server-side failures: separate processes -----------------------------------------------------------
 
 
