@@ -18,6 +18,7 @@ from predict_core import service
 from predict_core.errors import ConfigError, PredictError
 from predict_core.fnstatus import wire_status
 from predict_core.jsonlog import call_id_var, configure
+from predict_core.memory import release_after_call
 from predict_core.model import get_model
 from predict_core.results import ResultStore, S3ResultStore
 from predict_core.s3client import make_client
@@ -77,6 +78,7 @@ def handler(ctx: Any, data: io.BytesIO | None = None) -> response.Response:
     except PredictError as exc:  # bad configuration: reported like any other error
         log.error("call failed", extra={"code": exc.code, "error": exc.message})
         reply = service.error_reply(exc)
+    release_after_call(len(body))  # a big body: its memory goes back to the system after the response
     resp = response.Response(ctx, response_data=reply.body, headers=dict(reply.headers), status_code=reply.status)
     # Response() has put the real status into Fn-Http-Status for gateway calls; the status on the
     # wire follows the Fn rules (only 200/502/504 survive; a 502 body is dropped by the agent).

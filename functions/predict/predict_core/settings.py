@@ -63,7 +63,7 @@ class Settings:
     max_batch: int = 64
     """Largest batch accepted in one call (memory guard: 64 float32 images are 38 MB)."""
     max_json_bytes: int = 16 << 20
-    """Largest JSON body parsed (JSON tensors cost ~7x their size in RSS; .npy/OIP binary are exempt)."""
+    """Largest JSON body parsed (with MAX_BATCH, what bounds a call's memory; .npy/OIP binary are exempt)."""
     results_bucket: str = "results"
     """Bucket of the result documents."""
     results_prefix: str = ""
