@@ -397,6 +397,28 @@ def test_log_level_comes_from_settings(images: np.ndarray, model_dir: Path) -> N
     assert any(line["msg"] == "predicted" for line in chatty)
 
 
+@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
+def test_every_stderr_line_is_json(level: str, images: np.ndarray, model_dir: Path) -> None:
+    """LiteRT's C++ log lines (fd 2) come out as JSON records of the `litert` logger (nativelog)."""
+    with FdkProcess(FUNC, env={"LOG_LEVEL": level, "MODEL_INVOKE_BATCH": "2"}) as proc:
+        assert proc.call(npy(images[:1]), {"Content-Type": "application/x-npy"}).status == 200  # cold: builds
+        assert proc.call(npy(images), {"Content-Type": "application/x-npy"}).status == 200  # resizes (2, then 1)
+        assert proc.call(*oip_binary(images[:2])).status == 200
+        assert proc.call(b"not a payload").json()["error"]["code"] == "unknown_payload"
+        text = proc.stderr()
+    lines = [line for line in text.splitlines() if line.strip()]
+    records = []
+    for line in lines:
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            pytest.fail(f"a stderr line is not JSON: {line!r}")
+    assert all(isinstance(r, dict) and r["fn"] == "predict" for r in records)
+    native = [r for r in records if r["logger"] == "litert"]
+    assert [r["msg"] for r in native] == ["Created TensorFlow Lite XNNPACK delegate for CPU."]
+    assert native[0]["level"] == "INFO" and native[0]["native"] is True and native[0]["call_id"]
+
+
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -22,6 +22,7 @@ import numpy.typing as npt
 
 from .errors import ConfigError, ModelCorruptError, ModelError, PredictError
 from .manifest import MANIFEST_NAME, Manifest, check_files
+from .nativelog import native_stderr_as_logs
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -74,8 +75,9 @@ class LiteRTEngine:
     def _invoke(self, part: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
         n = int(part.shape[0])
         if n != self._input_shape[0]:
-            self._interpreter.resize_tensor_input(self._input, [n, *self._input_shape[1:]])
-            self._interpreter.allocate_tensors()
+            with native_stderr_as_logs():  # a re-planned graph may log from C++
+                self._interpreter.resize_tensor_input(self._input, [n, *self._input_shape[1:]])
+                self._interpreter.allocate_tensors()
             self._input_shape[0] = n
         self._interpreter.set_tensor(self._input, np.ascontiguousarray(part, dtype=self._input_dtype))
         self._interpreter.invoke()
@@ -158,19 +160,22 @@ def load_model(settings: Settings, s3_client: Callable[[], Any]) -> LoadedModel:
     # a downloaded model was verified before it was published in the cache (fetch.py)
     artifact = check_files(directory, manifest, settings.engine, hashes=settings.verify and not remote)
     labels = _labels(directory / manifest.labels_path)
-    try:
-        engine: Engine
-        if settings.engine == "tensorflow":
-            signature = str(manifest.engines.get("tensorflow", {}).get("signature", "serving_default"))
-            engine = TensorFlowEngine(directory / artifact.path, signature)
-        else:
-            hint = manifest.engines.get("litert", {}).get("num_threads", 2)
-            engine = LiteRTEngine(directory / artifact.path, settings.num_threads or int(hint), settings.invoke_batch)
-    except PredictError:
-        raise
-    except Exception as exc:  # a file that passed its checksum but does not load
-        raise ModelCorruptError(f"cannot load {artifact.path} with {settings.engine}: {exc}") from exc
-    probe = engine.predict(np.zeros((1, manifest.height, manifest.width, manifest.channels), np.float32))
+    # LiteRT (and TensorFlow) log from C++ straight to fd 2: turned into JSON records (nativelog)
+    with native_stderr_as_logs(settings.engine):
+        try:
+            engine: Engine
+            if settings.engine == "tensorflow":
+                signature = str(manifest.engines.get("tensorflow", {}).get("signature", "serving_default"))
+                engine = TensorFlowEngine(directory / artifact.path, signature)
+            else:
+                hint = manifest.engines.get("litert", {}).get("num_threads", 2)
+                threads = settings.num_threads or int(hint)
+                engine = LiteRTEngine(directory / artifact.path, threads, settings.invoke_batch)
+        except PredictError:
+            raise
+        except Exception as exc:  # a file that passed its checksum but does not load
+            raise ModelCorruptError(f"cannot load {artifact.path} with {settings.engine}: {exc}") from exc
+        probe = engine.predict(np.zeros((1, manifest.height, manifest.width, manifest.channels), np.float32))
     if probe.shape != (1, len(labels)):
         raise ModelCorruptError(f"the model outputs {list(probe.shape)} but there are {len(labels)} labels")
     load_ms = (time.perf_counter() - start) * 1000
