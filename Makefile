@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 FUNCS := $(wildcard functions/*)
-COMMON := common/s3client.py common/jsonlog.py common/result_keys.py common/fnstatus.py
+COMMON := common/s3client.py common/jsonlog.py common/result_keys.py common/fnstatus.py common/threadpools.py
 
 .PHONY: all venv sync model test test-unit test-integration lint run serve bench build clean check
 

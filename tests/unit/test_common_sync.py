@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED = ["s3client.py", "jsonlog.py", "result_keys.py", "fnstatus.py"]
+SHARED = ["s3client.py", "jsonlog.py", "result_keys.py", "fnstatus.py", "threadpools.py"]
 COPIES = [REPO / "functions/predict/predict_core", REPO / "functions/preprocess/preprocess_core"]
 
 

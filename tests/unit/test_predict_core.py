@@ -104,6 +104,8 @@ def test_settings_from_env() -> None:
         ("MAX_BATCH", "-1"),
         ("MAX_JSON_BYTES", "10"),
         ("MODEL_NUM_THREADS", "x"),
+        ("MODEL_NUM_THREADS", "17"),  # Fn's 50-pid limit: at most 16 (settings.MAX_THREADS)
+        ("MODEL_NUM_THREADS", "0"),
         ("MODEL_VERIFY", "maybe"),
         ("LOG_LEVEL", "LOUD"),
         ("S3_ADDRESSING_STYLE", "sideways"),
