@@ -21,7 +21,7 @@ from predict_core.jsonlog import call_id_var, configure
 from predict_core.memory import release_after_call
 from predict_core.model import get_model
 from predict_core.results import ResultStore, S3ResultStore
-from predict_core.s3client import make_client
+from predict_core.s3client import build_client
 from predict_core.settings import Settings
 
 MODEL_DIR = Path(__file__).resolve().parent / "model"
@@ -48,12 +48,23 @@ def _settings() -> Settings:
 
 @functools.cache
 def _s3() -> Any:
-    return make_client(_settings().s3)
+    client, cost = build_client(_settings().s3)
+    log.info("s3 client built", extra={"s3_client": cost})
+    return client
 
 
 @functools.cache
 def _deps() -> service.Deps:
+    """Built inside the first call (the cold one, which also loads the model).
+
+    When storage is configured (S3 endpoint or keys, or an s3:// model), the S3 client is built here
+    too, so that the cold call pays boto3's import and the client, not the first call that records a
+    result in a hot container. Without storage configuration boto3 is never imported unless a call
+    records (the client is then built by that call, and logged).
+    """
     settings = _settings()
+    if settings.s3.configured or settings.model_uri.startswith("s3://"):
+        _s3()
 
     def store() -> ResultStore:
         return S3ResultStore(_s3())

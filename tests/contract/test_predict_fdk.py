@@ -425,6 +425,31 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
+def test_the_s3_client_is_built_by_the_cold_call(images: np.ndarray, seaweed: Any, new_bucket: Any) -> None:
+    """Issue 10 item 9: a hot container's first recording call does not build the S3 client."""
+    bucket = new_bucket("cold")
+    sources = [{"bucket": bucket, "key": "cat.jpg", "etag": "e1"}]
+    recorded = json.dumps({"instances": [images[0].tolist()], "sources": sources}).encode()
+    with FdkProcess(FUNC, env={**seaweed.env(), "RESULTS_BUCKET": bucket}) as proc:
+        cold = proc.call(npy(images[:1]), {"Content-Type": "application/x-npy"}, call_id="01COLD")
+        hot = proc.call(recorded, {"Content-Type": "application/json"}, call_id="01HOTRECORD")
+        logs = proc.json_logs()
+    assert cold.json()["cold_start"] is True and hot.json()["fnvision"]["cold_start"] is False
+    assert hot.json()["fnvision"]["predictions"][0]["result"]["status"] == "created"
+    (built,) = [r for r in logs if r["msg"] == "s3 client built"]
+    assert built["call_id"] == "01COLD" and built["s3_client"]["client_ms"] > 0
+    assert "boto3_import_ms" in built["s3_client"]  # boto3 is imported by the cold call too
+
+
+def test_without_storage_config_boto3_is_never_imported(images: np.ndarray, model_dir: Path) -> None:
+    env = {k: "" for k in ("S3_ENDPOINT_URL", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY")}
+    with FdkProcess(FUNC, env=env) as proc:
+        assert proc.call(npy(images[:1]), {"Content-Type": "application/x-npy"}).status == 200
+        assert proc.call(npy(images[:2]), {"Content-Type": "application/x-npy"}).status == 200
+        logs = proc.json_logs()
+    assert not [r for r in logs if r["msg"] == "s3 client built"]  # calls that record nothing need no storage
+
+
 def test_unreachable_storage_fails_the_call_with_storage_unavailable(images: np.ndarray, model_dir: Path) -> None:
     env = {
         "S3_ENDPOINT_URL": f"http://127.0.0.1:{_closed_port()}",
