@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 import tracemalloc
 from typing import Any
 
@@ -75,6 +76,8 @@ def test_the_document_around_tensors_is_json(small: None) -> None:
     text = '{"k": ["é", {"n": null, "b": [true, false]}, -1.5e3, "\\u00e9\\n"], "nan": NaN}'
     doc = leanjson.loads(text.encode("utf-16"))
     assert doc["k"] == json.loads(text)["k"] and np.isnan(doc["nan"])
+    text = r'{"a\"b": "c\\", "d": "\"[1,2]\"", "e": "\\\"", "f": -0.5e-3, "g": [[], {}, [""]], "h": 1e999}'
+    assert leanjson.loads(text.encode()) == json.loads(text)
 
 
 @pytest.mark.parametrize(
@@ -169,3 +172,25 @@ def test_a_tensor_costs_about_its_output_not_its_python_objects() -> None:
     # leanjson reads the body where it lies: the output array and one piece's objects (a few MB)
     assert lean_peak < array.nbytes + (8 << 20), (lean_peak, array.nbytes)
     assert json_peak > len(body) + 3 * lean_peak, (json_peak, lean_peak, len(body))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'["x", ' + b"[1]," * 1_000_000 + b"[1]]",  # a long numeric run made of small arrays
+        b'["x", ' + (b"[" + b"1," * 10_000 + b"1],") * 200 + b"[1]]",  # many tensors in a row (4 MB)
+        b'{"a": [' + b"1," * 2_000_000 + b'"x"]}',  # a long run of numbers, then a string
+        b"[" * 3_000_000,  # never closed
+    ],
+    ids=["small_arrays", "many_tensors", "mixed", "unclosed"],
+)
+def test_hostile_bodies_cost_about_their_length(body: bytes) -> None:
+    started = time.perf_counter()
+    try:
+        value = leanjson.loads(body)
+    except (InvalidJsonError, TooManyValuesError, MixedArrayError, RecursionError):
+        pass
+    else:
+        assert len(value) == 202  # many_tensors: the string, 200 tensors and [1]
+        assert all(isinstance(v, JsonTensor) for v in value[1:-1])
+    assert time.perf_counter() - started < 10  # a rescan per element would take minutes

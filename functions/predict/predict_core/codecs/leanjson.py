@@ -41,7 +41,10 @@ MAX_SPLIT_DEPTH = 16
 MAX_SKELETON_VALUES = 100_000
 """Values (scalars, arrays, objects) accepted outside tensors: ~10 MB of Python objects at most."""
 
+_NUMERIC_CHARS = b"[]0123456789eE+-., \t\n\r"
 _NUMERIC_RUN = re.compile(rb"[\[\]0-9eE+\-., \t\n\r]*")
+_NUMERIC_BYTES = np.zeros(256, dtype=bool)
+_NUMERIC_BYTES[list(_NUMERIC_CHARS)] = True
 _WS = re.compile(rb"[ \t\n\r]*")
 _NUMBER = re.compile(rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
 _LITERALS = {
@@ -214,11 +217,10 @@ class _Skeleton:
             i = self.skip(i + 1)
 
     def _array(self, i: int) -> tuple[list[Any] | JsonTensor, int]:
-        run_end = _NUMERIC_RUN.match(self.data, i).end()  # type: ignore[union-attr]  # always matches
-        if run_end - i >= TENSOR_MIN_CHARS:
-            close = _closing_bracket(self.data, i, run_end)
+        if _opens_a_tensor(self.data, i):
+            close, stop = _closing_bracket(self.data, i)
             if close < 0:
-                raise self._mixed(i - 1, run_end)
+                raise self._mixed(i - 1, stop)
             self._count()
             return JsonTensor(self.data, i - 1, close + 1), close + 1
         self._count()
@@ -259,16 +261,48 @@ def _levels(data: bytes, a: int, b: int, depth: int) -> tuple[npt.NDArray[np.uin
     return chars, np.cumsum(steps, dtype=np.int64) + depth
 
 
-def _closing_bracket(data: bytes, start: int, stop: int) -> int:
-    """Index of the ']' that closes the array opened just before ``start``, within [start, stop), or -1."""
+def _first_close(data: bytes, start: int, stop: int) -> int:
+    """Index of the first ']' in data[start:stop] at which the depth (1 at start) falls to 0, or -1."""
+    _, level = _levels(data, start, stop, 1)
+    hits = np.flatnonzero(level == 0)
+    return start + int(hits[0]) if hits.size else -1
+
+
+def _opens_a_tensor(data: bytes, start: int) -> bool:
+    """True when the array opened just before ``start`` runs on for TENSOR_MIN_CHARS numeric
+    characters without closing. Looked at through growing windows, so that a small array costs
+    about its own length (a long numeric run full of small arrays must not be rescanned for each)."""
+    for window in [w for w in (64, 1024) if w < TENSOR_MIN_CHARS] + [TENSOR_MIN_CHARS]:
+        end = min(start + window, len(data))
+        run = _NUMERIC_RUN.match(data, start, end).end()  # type: ignore[union-attr]  # always matches
+        if run == start or _first_close(data, start, run) >= 0:
+            return False  # empty, or closed: a small array
+        if run < end or end == len(data):
+            return False  # something else than numbers (or the end) comes first: parsed value by value
+        if window >= TENSOR_MIN_CHARS:
+            return True
+    return False
+
+
+def _closing_bracket(data: bytes, start: int) -> tuple[int, int]:
+    """(index of the ']' that closes the array opened just before ``start``, -1) if only numeric
+    characters come first; else (-1, index of the first other character or the end of the data)."""
     depth = 1
-    for a in range(start, stop, PIECE_CHARS):
-        _, level = _levels(data, a, min(a + PIECE_CHARS, stop), depth)
-        hits = np.flatnonzero(level == 0)
+    a = start
+    size = TENSOR_MIN_CHARS  # growing chunks: an array costs about its own length, not a whole chunk
+    while a < len(data):
+        b = min(a + size, len(data))
+        chars, level = _levels(data, a, b, depth)
+        other = np.flatnonzero(~_NUMERIC_BYTES[chars])
+        stop = b if not other.size else a + int(other[0])
+        hits = np.flatnonzero(level[: stop - a] == 0)
         if hits.size:
-            return a + int(hits[0])
+            return a + int(hits[0]), -1
+        if stop < b:
+            return -1, stop
         depth = int(level[-1])
-    return -1
+        a, size = b, min(2 * size, PIECE_CHARS)
+    return -1, len(data)
 
 
 def _loads(piece: bytes) -> Any:
