@@ -24,7 +24,7 @@ from .errors import ConfigError, ModelCorruptError, ModelError, PredictError
 from .manifest import MANIFEST_NAME, Manifest, check_files
 from .nativelog import native_stderr_as_logs
 from .settings import MAX_THREADS, Settings
-from .threadpools import pids_limit, thread_count
+from .threadpools import pids_limit, thread_count, thread_ids
 
 log = logging.getLogger(__name__)
 
@@ -75,16 +75,16 @@ class LiteRTEngine:
 
         workers = num_threads - 1  # XNNPACK's pool: the calling thread plus num_threads - 1 workers
         _check_pids_headroom(num_threads, workers)
-        before = thread_count()
+        before = thread_ids()
         interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
         interpreter.allocate_tensors()  # applies the XNNPACK delegate, which starts its workers
-        started = thread_count() - before
+        started = len(thread_ids() - before)  # (with loads running in parallel, theirs count too)
         if started < workers:
             # A pool that lost threads must never be freed: its destructor joins threads that do not
             # exist and the process dies (SIGSEGV, measured). Keep it, and fail every call loudly.
             _UNRELEASABLE.append(interpreter)
             raise ThreadStartError(
-                f"MODEL_NUM_THREADS={num_threads}: LiteRT started {max(started, 0)} of its {workers} worker "
+                f"MODEL_NUM_THREADS={num_threads}: LiteRT started {started} of its {workers} worker "
                 "threads (the container's pid limit, Fn: 50, is probably reached); lower MODEL_NUM_THREADS"
             )
         self._interpreter = interpreter

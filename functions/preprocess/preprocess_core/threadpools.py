@@ -8,6 +8,8 @@ fdk process counts (docker-init is one more). numpy's OpenBLAS starts one worker
 imported: 63 threads on a 64-core host, already over the limit, and the threads it cannot start are
 lost silently. Nothing in these functions uses BLAS or OpenMP (LiteRT has its own pool, sized by
 predict's MODEL_NUM_THREADS), so those pools are pinned to one thread whatever the environment says.
+Importing either core package therefore pins them in the importing process too (tests, benchmarks),
+and in the processes it starts afterwards.
 """
 
 from __future__ import annotations
@@ -36,6 +38,12 @@ def bound_native_pools() -> None:
 def thread_count() -> int:
     """Threads of this process now (each one is a pid for the container's pids limit)."""
     return len(os.listdir("/proc/self/task"))
+
+
+def thread_ids() -> set[int]:
+    """Ids of this process's threads now: what a pool started is the difference of two snapshots
+    (a count would be thrown off by threads that end meanwhile)."""
+    return {int(tid) for tid in os.listdir("/proc/self/task")}
 
 
 def _cgroup_dirs(proc_cgroup: str, root: Path) -> list[Path]:
