@@ -9,7 +9,9 @@ aws-chunked CRC32 trailers by default, which OCI rejects).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import sys
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +61,13 @@ class S3Settings:
     connect_timeout: float = 3.0
     read_timeout: float = 10.0
     max_attempts: int = 3
+
+    @property
+    def configured(self) -> bool:
+        """True when the config names a store or credentials: the functions then build their client at
+        cold start. Without either, boto3 would look for credentials itself (files, instance metadata),
+        so the client is built on first use only (a function that never touches storage never pays)."""
+        return self.endpoint_url is not None or self.access_key_id is not None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> S3Settings:
@@ -110,6 +119,25 @@ def make_client(settings: S3Settings) -> Any:
         verify=verify,
         config=config,
     )
+
+
+def build_client(
+    settings: S3Settings, factory: Callable[[S3Settings], Any] | None = None
+) -> tuple[Any, dict[str, float]]:
+    """Build a client (``make_client`` unless ``factory``) and say what it cost, in ms: boto3's import
+    when this is the first one (``boto3_import_ms``) and the client's creation (``client_ms``)."""
+    cost: dict[str, float] = {}
+    start = time.perf_counter()
+    if factory is None:
+        factory = make_client
+        if "boto3" not in sys.modules:
+            import boto3  # noqa: F401  # timed apart: most of a first client's cost
+
+            cost["boto3_import_ms"] = round((time.perf_counter() - start) * 1000, 1)
+    created = time.perf_counter()
+    client = factory(settings)
+    cost["client_ms"] = round((time.perf_counter() - created) * 1000, 1)
+    return client, cost
 
 
 def error_code(exc: BaseException) -> str:

@@ -16,9 +16,10 @@ from typing import Any
 from fdk import response
 from fnvision_common.fnstatus import wire_status
 from fnvision_common.jsonlog import call_id_var, configure
-from fnvision_common.s3client import make_client
+from fnvision_common.s3client import build_client
 from predict_core import service
 from predict_core.errors import ConfigError, PredictError
+from predict_core.memory import release_after_call
 from predict_core.model import get_model
 from predict_core.results import ResultStore, S3ResultStore
 from predict_core.settings import Settings
@@ -47,12 +48,23 @@ def _settings() -> Settings:
 
 @functools.cache
 def _s3() -> Any:
-    return make_client(_settings().s3)
+    client, cost = build_client(_settings().s3)
+    log.info("s3 client built", extra={"s3_client": cost})
+    return client
 
 
 @functools.cache
 def _deps() -> service.Deps:
+    """Built inside the first call (the cold one, which also loads the model).
+
+    When storage is configured (S3 endpoint or keys, or an s3:// model), the S3 client is built here
+    too, so that the cold call pays boto3's import and the client, not the first call that records a
+    result in a hot container. Without storage configuration boto3 is never imported unless a call
+    records (the client is then built by that call, and logged).
+    """
     settings = _settings()
+    if settings.s3.configured or settings.model_uri.startswith("s3://"):
+        _s3()
 
     def store() -> ResultStore:
         return S3ResultStore(_s3())
@@ -77,6 +89,7 @@ def handler(ctx: Any, data: io.BytesIO | None = None) -> response.Response:
     except PredictError as exc:  # bad configuration: reported like any other error
         log.error("call failed", extra={"code": exc.code, "error": exc.message})
         reply = service.error_reply(exc)
+    release_after_call(len(body))  # a big body: its memory goes back to the system after the response
     resp = response.Response(ctx, response_data=reply.body, headers=dict(reply.headers), status_code=reply.status)
     # Response() has put the real status into Fn-Http-Status for gateway calls; the status on the
     # wire follows the Fn rules (only 200/502/504 survive; a 502 body is dropped by the agent).

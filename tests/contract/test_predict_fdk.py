@@ -314,6 +314,23 @@ def test_tritonclient_sees_error_status(fn: FdkProcess, images: np.ndarray) -> N
     assert info.value.status() == "422" and "invalid_shape" in str(info.value.message())
 
 
+def test_tritonclient_only_infer_is_served(fn: FdkProcess) -> None:
+    """README: only infer works unchanged; health and metadata calls hit no trigger (404) today."""
+    httpclient = pytest.importorskip("tritonclient.http")
+    utils = pytest.importorskip("tritonclient.utils")
+    with TriggerProxy(fn, base_path="/t/vision", sources=_trigger_sources()) as proxy:
+        client = httpclient.InferenceServerClient(url=f"{proxy.url}/predict")
+        assert client.is_server_live() is False
+        assert client.is_server_ready() is False
+        assert client.is_model_ready("efficientnet-lite0") is False
+        for call in (client.get_server_metadata, lambda: client.get_model_metadata("efficientnet-lite0")):
+            with pytest.raises(utils.InferenceServerException) as info:
+                call()
+            assert info.value.status() == "404"
+        client.close()
+    assert not proxy.requests  # none of them reached the function
+
+
 # -- server-side failures: separate processes -----------------------------------------------------------
 
 
@@ -380,10 +397,57 @@ def test_log_level_comes_from_settings(images: np.ndarray, model_dir: Path) -> N
     assert any(line["msg"] == "predicted" for line in chatty)
 
 
+@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
+def test_every_stderr_line_is_json(level: str, images: np.ndarray, model_dir: Path) -> None:
+    """LiteRT's C++ log lines (fd 2) come out as JSON records of the `litert` logger (nativelog)."""
+    with FdkProcess(FUNC, env={"LOG_LEVEL": level, "MODEL_INVOKE_BATCH": "2"}) as proc:
+        assert proc.call(npy(images[:1]), {"Content-Type": "application/x-npy"}).status == 200  # cold: builds
+        assert proc.call(npy(images), {"Content-Type": "application/x-npy"}).status == 200  # resizes (2, then 1)
+        assert proc.call(*oip_binary(images[:2])).status == 200
+        assert proc.call(b"not a payload").json()["error"]["code"] == "unknown_payload"
+        text = proc.stderr()
+    lines = [line for line in text.splitlines() if line.strip()]
+    records = []
+    for line in lines:
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            pytest.fail(f"a stderr line is not JSON: {line!r}")
+    assert all(isinstance(r, dict) and r["fn"] == "predict" for r in records)
+    native = [r for r in records if r["logger"] == "litert"]
+    assert [r["msg"] for r in native] == ["Created TensorFlow Lite XNNPACK delegate for CPU."]
+    assert native[0]["level"] == "INFO" and native[0]["native"] is True and native[0]["call_id"]
+
+
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def test_the_s3_client_is_built_by_the_cold_call(images: np.ndarray, seaweed: Any, new_bucket: Any) -> None:
+    """Issue 10 item 9: a hot container's first recording call does not build the S3 client."""
+    bucket = new_bucket("cold")
+    sources = [{"bucket": bucket, "key": "cat.jpg", "etag": "e1"}]
+    recorded = json.dumps({"instances": [images[0].tolist()], "sources": sources}).encode()
+    with FdkProcess(FUNC, env={**seaweed.env(), "RESULTS_BUCKET": bucket}) as proc:
+        cold = proc.call(npy(images[:1]), {"Content-Type": "application/x-npy"}, call_id="01COLD")
+        hot = proc.call(recorded, {"Content-Type": "application/json"}, call_id="01HOTRECORD")
+        logs = proc.json_logs()
+    assert cold.json()["cold_start"] is True and hot.json()["fnvision"]["cold_start"] is False
+    assert hot.json()["fnvision"]["predictions"][0]["result"]["status"] == "created"
+    (built,) = [r for r in logs if r["msg"] == "s3 client built"]
+    assert built["call_id"] == "01COLD" and built["s3_client"]["client_ms"] > 0
+    assert "boto3_import_ms" in built["s3_client"]  # boto3 is imported by the cold call too
+
+
+def test_without_storage_config_boto3_is_never_imported(images: np.ndarray, model_dir: Path) -> None:
+    env = {k: "" for k in ("S3_ENDPOINT_URL", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY")}
+    with FdkProcess(FUNC, env=env) as proc:
+        assert proc.call(npy(images[:1]), {"Content-Type": "application/x-npy"}).status == 200
+        assert proc.call(npy(images[:2]), {"Content-Type": "application/x-npy"}).status == 200
+        logs = proc.json_logs()
+    assert not [r for r in logs if r["msg"] == "s3 client built"]  # calls that record nothing need no storage
 
 
 def test_unreachable_storage_fails_the_call_with_storage_unavailable(images: np.ndarray, model_dir: Path) -> None:

@@ -464,6 +464,38 @@ def test_url_doors_fetch_from_an_allow_listed_server(
     assert invoke.status == 200 and invoke.json()["error"]["code"] == "refused_url"
 
 
+def test_the_s3_client_is_built_by_the_cold_call(predict: FakePredict, seaweed: Any, s3: Any, new_bucket: Any) -> None:
+    """Issue 10 item 9: the first storage call of a hot container builds no client (it took 920 ms on Fn)."""
+    bucket = new_bucket("cold")
+    etag = s3.put_object(Bucket=bucket, Key="cat.jpg", Body=JPEG)["ETag"].strip('"')
+    env = {**seaweed.env(), "PREDICT_URL": predict.url, "MODEL_INPUT_SIZE": "224", "RESULTS_BUCKET": "results"}
+    with FdkProcess(FUNC, env=env) as proc:
+        upload = proc.call(JPEG, {"Content-Type": "image/jpeg"}, call_id="01COLDUPLOAD")  # no storage used
+        event = proc.call(
+            json.dumps(_s3_records(bucket, "cat.jpg", etag)).encode(),
+            {"Content-Type": "application/json"},
+            call_id="01HOTEVENT",
+        )
+        logs = proc.json_logs()
+    assert upload.json()["cold_start"] is True and upload.json()["timings"]["init_ms"] > 0
+    assert event.json()["cold_start"] is False and "init_ms" not in event.json()["timings"]
+    assert event.json()["predictions"][0]["status"] == "ok"
+    (built,) = [r for r in logs if r["msg"] == "s3 client built"]
+    assert built["call_id"] == "01COLDUPLOAD" and set(built["s3_client"]) == {"boto3_import_ms", "client_ms"}
+    (init,) = [r for r in logs if r["msg"] == "initialised"]
+    assert init["call_id"] == "01COLDUPLOAD" and init["s3_client"] == built["s3_client"]
+    assert init["init_ms"] >= built["s3_client"]["client_ms"]
+
+
+def test_without_storage_config_the_client_is_built_on_first_use(predict: FakePredict) -> None:
+    env = {"PREDICT_URL": predict.url, "MODEL_INPUT_SIZE": "224", "S3_ENDPOINT_URL": "", "S3_ACCESS_KEY_ID": ""}
+    with FdkProcess(FUNC, env=env) as proc:
+        assert proc.call(JPEG, {"Content-Type": "image/jpeg"}).json()["cold_start"] is True
+        logs = proc.json_logs()
+    (init,) = [r for r in logs if r["msg"] == "initialised"]
+    assert "s3_client" not in init and not [r for r in logs if r["msg"] == "s3 client built"]
+
+
 # --- nothing lost: permanent failures are recorded, transient ones fail the call ---------------------
 
 

@@ -104,6 +104,8 @@ def test_settings_from_env() -> None:
         ("MAX_BATCH", "-1"),
         ("MAX_JSON_BYTES", "10"),
         ("MODEL_NUM_THREADS", "x"),
+        ("MODEL_NUM_THREADS", "17"),  # Fn's 50-pid limit: at most 16 (settings.MAX_THREADS)
+        ("MODEL_NUM_THREADS", "0"),
         ("MODEL_VERIFY", "maybe"),
         ("LOG_LEVEL", "LOUD"),
         ("S3_ADDRESSING_STYLE", "sideways"),
@@ -469,3 +471,21 @@ def test_service_turns_bugs_into_internal_error() -> None:
     deps = service.Deps(Settings.from_env({}, "/x"), broken, MemoryResultStore)
     reply = service.predict(tfs(1), {}, "C", deps)
     assert reply.status == 500 and json.loads(reply.body)["error"]["code"] == "internal_error"
+
+
+def test_a_large_call_hands_its_memory_back_after_the_answer() -> None:
+    import asyncio
+
+    from predict_core import memory
+
+    if memory._TRIM is None:
+        pytest.skip("no glibc malloc_trim here")
+    assert memory.release_after_call(memory.TRIM_AFTER_BYTES - 1) is False
+    assert memory.release_after_call(memory.TRIM_AFTER_BYTES) is True  # no event loop: trimmed at once
+
+    async def in_the_fdk_loop() -> int:
+        loop = asyncio.get_running_loop()
+        memory.release_after_call(16 << 20)
+        return len(loop._ready)  # type: ignore[attr-defined]  # scheduled, not run yet
+
+    assert asyncio.run(in_the_fdk_loop()) == 1

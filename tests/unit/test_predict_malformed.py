@@ -151,7 +151,8 @@ def test_malformed_json_is_a_client_error(doc: Any, code: str, status: int) -> N
 
 
 RAW_CASES: dict[str, tuple[bytes, dict[str, str], str, int]] = {
-    "deep_array": (_nested(DEEP).encode(), {}, "invalid_payload", 400),
+    # a long top-level array is not parsed (leanjson keeps it as text): it is simply not an object
+    "deep_array": (_nested(DEEP).encode(), {}, "unknown_payload", 400),
     "deep_object": (b'{"a":' * DEEP + b"1" + b"}" * DEEP, {}, "invalid_payload", 400),
     "deep_inside_instances": (b'{"instances": ' + _nested(DEEP).encode() + b"}", {}, "invalid_payload", 400),
     "nested_beyond_numpy_dims": (b'{"instances": ' + _nested(200).encode() + b"}", {}, "invalid_shape", 422),

@@ -19,11 +19,13 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
+from fnvision_common.threadpools import pids_limit, thread_count, thread_ids
 
 from .errors import ConfigError, ModelCorruptError, ModelError, PredictError
 from .manifest import MANIFEST_NAME, Manifest, check_files
 from .manifest import parse as parse_manifest
-from .settings import Settings
+from .nativelog import native_stderr_as_logs
+from .settings import MAX_THREADS, Settings
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,28 @@ class Engine(Protocol):
         ...
 
 
+PIDS_SPARE = 8
+"""Pids left free for everything else (the fdk, boto3, a TensorFlow import) when LiteRT sizes its pool."""
+_UNRELEASABLE: list[Any] = []
+
+
+class ThreadStartError(ConfigError):
+    """The engine could not start the threads it was configured for (the container's pid limit)."""
+
+
+def _check_pids_headroom(num_threads: int, workers: int) -> None:
+    """Refuse, before building anything, a pool that the container's pids limit cannot hold."""
+    limit = pids_limit()
+    if limit is None or workers <= 0:
+        return
+    most, in_use = limit
+    if in_use + workers + PIDS_SPARE > most:
+        raise ThreadStartError(
+            f"MODEL_NUM_THREADS={num_threads} needs {workers} more threads, but the container runs "
+            f"{in_use} of its {most} pids (keeping {PIDS_SPARE} spare); lower MODEL_NUM_THREADS"
+        )
+
+
 class LiteRTEngine:
     """A LiteRT interpreter, serialised by a lock; big batches run in slices of at most ``invoke_batch``.
 
@@ -50,8 +74,22 @@ class LiteRTEngine:
     def __init__(self, path: Path, num_threads: int, invoke_batch: int = 4) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
-        self._interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
-        self._interpreter.allocate_tensors()
+        workers = num_threads - 1  # XNNPACK's pool: the calling thread plus num_threads - 1 workers
+        _check_pids_headroom(num_threads, workers)
+        before = thread_ids()
+        interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+        interpreter.allocate_tensors()  # applies the XNNPACK delegate, which starts its workers
+        started = len(thread_ids() - before)  # (with loads running in parallel, theirs count too)
+        if started < workers:
+            # A pool that lost threads must never be freed: its destructor joins threads that do not
+            # exist and the process dies (SIGSEGV, measured). Keep it, and fail every call loudly.
+            _UNRELEASABLE.append(interpreter)
+            raise ThreadStartError(
+                f"MODEL_NUM_THREADS={num_threads}: LiteRT started {started} of its {workers} worker "
+                "threads (the container's pid limit, Fn: 50, is probably reached); lower MODEL_NUM_THREADS"
+            )
+        self._interpreter = interpreter
+        self.threads = num_threads
         inp = self._interpreter.get_input_details()[0]
         self._input = int(inp["index"])
         self._input_shape = [int(d) for d in inp["shape"]]
@@ -75,8 +113,9 @@ class LiteRTEngine:
     def _invoke(self, part: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
         n = int(part.shape[0])
         if n != self._input_shape[0]:
-            self._interpreter.resize_tensor_input(self._input, [n, *self._input_shape[1:]])
-            self._interpreter.allocate_tensors()
+            with native_stderr_as_logs():  # a re-planned graph may log from C++
+                self._interpreter.resize_tensor_input(self._input, [n, *self._input_shape[1:]])
+                self._interpreter.allocate_tensors()
             self._input_shape[0] = n
         self._interpreter.set_tensor(self._input, np.ascontiguousarray(part, dtype=self._input_dtype))
         self._interpreter.invoke()
@@ -88,7 +127,7 @@ class TensorFlowEngine:
 
     name = "tensorflow"
 
-    def __init__(self, path: Path, signature: str) -> None:
+    def __init__(self, path: Path, signature: str, num_threads: int = 2) -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         try:
             import tensorflow as tf
@@ -96,7 +135,12 @@ class TensorFlowEngine:
             raise ModelError(
                 "MODEL_ENGINE=tensorflow needs tensorflow-cpu in requirements.txt (not in the default image)"
             ) from exc
+        # TensorFlow sizes both of its pools by the host's cores (2 x 64 threads on a 64-core host):
+        # bounded before its runtime starts, as MODEL_NUM_THREADS does for LiteRT.
+        tf.config.threading.set_intra_op_parallelism_threads(num_threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
         self._tf = tf
+        self.threads = num_threads
         loaded = tf.saved_model.load(str(path))
         self._loaded = loaded  # keep the trackable object alive: the signature refers to it
         self._fn = loaded.signatures[signature]
@@ -159,19 +203,22 @@ def load_model(settings: Settings, s3_client: Callable[[], Any]) -> LoadedModel:
     # a downloaded model was verified before it was published in the cache (fetch.py)
     artifact = check_files(directory, manifest, settings.engine, hashes=settings.verify and not remote)
     labels = _labels(directory / manifest.labels_path)
-    try:
-        engine: Engine
-        if settings.engine == "tensorflow":
-            signature = str(manifest.engines.get("tensorflow", {}).get("signature", "serving_default"))
-            engine = TensorFlowEngine(directory / artifact.path, signature)
-        else:
+    # LiteRT (and TensorFlow) log from C++ straight to fd 2: turned into JSON records (nativelog)
+    with native_stderr_as_logs(settings.engine):
+        try:
+            engine: Engine
             hint = manifest.engines.get("litert", {}).get("num_threads", 2)
-            engine = LiteRTEngine(directory / artifact.path, settings.num_threads or int(hint), settings.invoke_batch)
-    except PredictError:
-        raise
-    except Exception as exc:  # a file that passed its checksum but does not load
-        raise ModelCorruptError(f"cannot load {artifact.path} with {settings.engine}: {exc}") from exc
-    probe = engine.predict(np.zeros((1, manifest.height, manifest.width, manifest.channels), np.float32))
+            threads = min(settings.num_threads or int(hint), MAX_THREADS)
+            if settings.engine == "tensorflow":
+                signature = str(manifest.engines.get("tensorflow", {}).get("signature", "serving_default"))
+                engine = TensorFlowEngine(directory / artifact.path, signature, threads)
+            else:
+                engine = LiteRTEngine(directory / artifact.path, threads, settings.invoke_batch)
+        except PredictError:
+            raise
+        except Exception as exc:  # a file that passed its checksum but does not load
+            raise ModelCorruptError(f"cannot load {artifact.path} with {settings.engine}: {exc}") from exc
+        probe = engine.predict(np.zeros((1, manifest.height, manifest.width, manifest.channels), np.float32))
     if probe.shape != (1, len(labels)):
         raise ModelCorruptError(f"the model outputs {list(probe.shape)} but there are {len(labels)} labels")
     load_ms = (time.perf_counter() - start) * 1000
@@ -184,22 +231,32 @@ def load_model(settings: Settings, s3_client: Callable[[], Any]) -> LoadedModel:
             "model_uri": uri,
             "load_ms": round(load_ms, 1),
             "tensorflow_imported": "tensorflow" in sys.modules,
+            "num_threads": threads,
+            "process_threads": thread_count(),
+            "pids": _pids_field(),
         },
     )
     return LoadedModel(manifest, labels, engine, uri, load_ms)
 
 
+def _pids_field() -> dict[str, int] | None:
+    limit = pids_limit()
+    return None if limit is None else {"limit": limit[0], "in_use": limit[1]}
+
+
 _lock = threading.Lock()
 _loaded: tuple[tuple[str, str, int | None], LoadedModel] | None = None
+_failed: tuple[tuple[str, str, int | None], ThreadStartError] | None = None
 
 
 def get_model(settings: Settings, s3_client: Callable[[], Any]) -> tuple[LoadedModel, bool]:
     """Return the container's model and whether this call loaded it (a cold start).
 
     The first caller loads under the lock; concurrent callers wait and reuse it. A failed load is
-    not cached, so the next call tries again.
+    not cached, so the next call tries again; except when the engine could not start its threads:
+    that answer stays (another try would only start a second pool under the same pid limit).
     """
-    global _loaded
+    global _loaded, _failed
     key = (settings.model_uri, settings.engine, settings.num_threads)
     current = _loaded
     if current is not None and current[0] == key:
@@ -207,13 +264,20 @@ def get_model(settings: Settings, s3_client: Callable[[], Any]) -> tuple[LoadedM
     with _lock:
         if _loaded is not None and _loaded[0] == key:
             return _loaded[1], False
-        model = load_model(settings, s3_client)
+        if _failed is not None and _failed[0] == key:
+            raise _failed[1]
+        try:
+            model = load_model(settings, s3_client)
+        except ThreadStartError as exc:
+            _failed = (key, exc)
+            raise
         _loaded = (key, model)
         return model, True
 
 
 def reset() -> None:
-    """Forget the cached model (tests)."""
-    global _loaded
+    """Forget the cached model and a thread failure (tests)."""
+    global _loaded, _failed
     with _lock:
         _loaded = None
+        _failed = None

@@ -40,7 +40,8 @@ class Deps:
     get_model: Callable[[], tuple[LoadedModel, bool]]
     """Return the model and whether this call loaded it (cold)."""
     get_store: Callable[[], ResultStore]
-    """Return the result store (created on first use, so calls that record nothing never import boto3)."""
+    """Return the result store. Its S3 client is built at cold start when storage is configured (func.py),
+    else on first use, so a function without storage configuration never imports boto3."""
     clock: Callable[[], float] = time.perf_counter
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 

@@ -27,6 +27,8 @@ RESULTS_PREFIX = "RESULTS_PREFIX"
 LOG_LEVEL = "LOG_LEVEL"
 
 ENGINES = ("litert", "tensorflow")
+MAX_THREADS = 16
+"""Most MODEL_NUM_THREADS: Fn runs a container with 50 pids; 16 threads leave room for the rest."""
 _LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 
 
@@ -52,7 +54,8 @@ class Settings:
     engine: str = "litert"
     """``litert`` (the .tflite, default) or ``tensorflow`` (the SavedModel; needs tensorflow installed)."""
     num_threads: int | None = None
-    """LiteRT interpreter threads; None: the manifest's hint (engines.litert.num_threads), else 2."""
+    """Inference threads (LiteRT's pool; TensorFlow's intra-op pool), 1..MAX_THREADS; None: the
+    manifest's hint (engines.litert.num_threads), else 2."""
     invoke_batch: int = 4
     """LiteRT runs bigger batches in slices of this many images (bounds the interpreter's memory)."""
     cache_dir: str = "/tmp/predict-model"
@@ -64,7 +67,7 @@ class Settings:
     max_batch: int = 64
     """Largest batch accepted in one call (memory guard: 64 float32 images are 38 MB)."""
     max_json_bytes: int = 16 << 20
-    """Largest JSON body parsed (JSON tensors cost ~7x their size in RSS; .npy/OIP binary are exempt)."""
+    """Largest JSON body parsed (with MAX_BATCH, what bounds a call's memory; .npy/OIP binary are exempt)."""
     results_bucket: str = "results"
     """Bucket of the result documents."""
     results_prefix: str = ""
@@ -92,7 +95,7 @@ class Settings:
         return cls(
             model_uri=env.get(MODEL_URI, "").strip() or str(default_model_dir),
             engine=engine,
-            num_threads=_int(env, MODEL_NUM_THREADS, 0, 1, 64) if threads_raw else None,
+            num_threads=_int(env, MODEL_NUM_THREADS, 0, 1, MAX_THREADS) if threads_raw else None,
             invoke_batch=_int(env, MODEL_INVOKE_BATCH, 4, 1, 1024),
             cache_dir=env.get(MODEL_CACHE_DIR, "").strip() or "/tmp/predict-model",
             verify=verify,

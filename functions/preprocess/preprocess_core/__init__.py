@@ -1,1 +1,5 @@
 """Pure core of the preprocess function (see ../README.md)."""
+
+from fnvision_common.threadpools import bound_native_pools
+
+bound_native_pools()  # before any module of the package imports numpy (fnvision_common.threadpools)

@@ -1,7 +1,8 @@
 """Objects from S3-compatible storage: streamed with a byte cap; conditional writes of records.
 
-The boto3 client comes from ``s3client`` (same settings as predict) and is created lazily, once
-per hot container. Objects in the results bucket/prefix are refused (no self-trigger loops).
+The boto3 client comes from ``s3client`` (same settings as predict) and is created once per hot
+container: at cold start by ``func.py`` (``connect``) when storage is configured, else on first use.
+Objects in the results bucket/prefix are refused (no self-trigger loops).
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from typing import Any
 from fnvision_common.result_keys import is_results_location
 from fnvision_common.s3client import (
     S3Settings,
+    build_client,
     error_code,
     is_not_found,
     is_precondition_failed,
     is_refused_request,
-    make_client,
     normalise_etag,
 )
 
@@ -48,25 +49,33 @@ class FetchedObject:
 
 
 class S3Store:
-    """`ObjectStore` over boto3; the client is built on first use."""
+    """`ObjectStore` over boto3; the client is built by ``connect`` (cold start) or on first use."""
 
     def __init__(
         self,
         settings: S3Settings,
         results_bucket: str,
         results_prefix: str,
-        client_factory: Callable[[S3Settings], Any] = make_client,
+        client_factory: Callable[[S3Settings], Any] | None = None,
     ) -> None:
         self._settings = settings
         self._results = (results_bucket, results_prefix)
         self._factory = client_factory
         self._client: Any = None
 
+    def connect(self) -> dict[str, float]:
+        """Build the client now if it is not built yet; return what it cost (ms, empty if built)."""
+        if self._client is not None:
+            return {}
+        self._client, cost = build_client(self._settings, self._factory)
+        log.info("s3 client built", extra={"s3_client": cost})
+        return cost
+
     @property
     def client(self) -> Any:
         """The boto3 client (created once)."""
         if self._client is None:
-            self._client = self._factory(self._settings)
+            self.connect()
         return self._client
 
     def get(self, bucket: str, key: str, max_bytes: int) -> FetchedObject:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +12,15 @@ import numpy as np
 import numpy.typing as npt
 from fnvision_common.result_keys import ResultKeyError, check_object_key
 
-from ..errors import DTypeError, InvalidParameterError, RequestError, ShapeError, ValueRangeError
+from ..errors import (
+    DTypeError,
+    InvalidParameterError,
+    RequestError,
+    ShapeError,
+    UnknownPayloadError,
+    ValueRangeError,
+)
+from .leanjson import InvalidJsonError, JsonTensor, RaggedError
 
 JSON_TYPE = "application/json"
 MAX_METADATA_DEPTH = 32
@@ -141,7 +149,12 @@ def loads(raw: bytes | str, what: str, error: type[RequestError] = RequestError)
 
 
 def _depth(value: Any, limit: int) -> int:
-    """Nesting depth of a JSON value, counting at most limit + 1 (so a hostile value costs little)."""
+    """Nesting depth of a JSON value, counting at most limit + 1 (so a hostile value costs little).
+
+    A long numeric array (kept as text by leanjson) counts as too deep: it has no place in metadata.
+    """
+    if isinstance(value, JsonTensor):
+        return limit + 1
     if limit < 0 or not isinstance(value, dict | list):
         return 0
     children = value.values() if isinstance(value, dict) else value
@@ -179,7 +192,10 @@ def parse_sources(value: Any) -> tuple[Source | None, ...] | None:
             raise InvalidParameterError(f"sources[{i}].metadata must be an object")
         if _depth(metadata, MAX_METADATA_DEPTH) > MAX_METADATA_DEPTH:
             # it is copied into the result document: keep json.dumps far from the recursion limit
-            raise InvalidParameterError(f"sources[{i}].metadata is nested deeper than {MAX_METADATA_DEPTH} levels")
+            raise InvalidParameterError(
+                f"sources[{i}].metadata is nested deeper than {MAX_METADATA_DEPTH} levels "
+                "or holds a numeric array of 16 KiB or more"
+            )
         parsed.append(Source(bucket=parts["bucket"], key=parts["key"], etag=parts["etag"], metadata=metadata))
     return tuple(parsed)
 
@@ -203,16 +219,54 @@ def _numbers(value: Any, what: str) -> npt.NDArray[Any]:
     raise DTypeError(f"{what} must hold JSON numbers only, found {found}")
 
 
-def json_tensor(value: Any, what: str) -> npt.NDArray[np.float32]:
-    """Turn a nested JSON list of numbers into a float32 array (JSON carries no dtype)."""
-    array = _numbers(value, what)
+def _convert(value: Any, what: str, cast: Callable[[npt.NDArray[Any]], npt.NDArray[Any]]) -> npt.NDArray[Any]:
+    """Turn a JSON tensor (nested lists, a leanjson ``JsonTensor``, or a list of them) into ``cast``'s dtype.
+
+    A ``JsonTensor`` is parsed piece by piece, each piece checked by ``_numbers`` and cast at once, so
+    the tensor never exists as Python numbers (nor as int64/float64) in full.
+    """
+    try:
+        if isinstance(value, JsonTensor):
+            return value.to_array(lambda piece: cast(_numbers(piece, what)))
+        if isinstance(value, list) and any(isinstance(item, JsonTensor) for item in value):
+            return _stack(value, what, cast)  # e.g. TF Serving instances of {"images": tensor}
+    except RaggedError as exc:
+        raise ShapeError(f"{what} is not a rectangular array of numbers: {exc}") from exc
+    except InvalidJsonError as exc:
+        raise UnknownPayloadError(f"{what}: {exc}") from exc
+    except RecursionError as exc:  # a piece nested beyond json's limit
+        raise RequestError(f"{what} is nested too deeply to parse") from exc
+    return cast(_numbers(value, what))
+
+
+def _stack(items: list[Any], what: str, cast: Callable[[npt.NDArray[Any]], npt.NDArray[Any]]) -> npt.NDArray[Any]:
+    """Convert the items one by one into one preallocated array (never all of them twice)."""
+    out: npt.NDArray[Any] | None = None
+    for k, item in enumerate(items):
+        part = _convert(item, what, cast)
+        if out is None:
+            out = np.empty((len(items), *part.shape), dtype=part.dtype)
+        elif part.shape != out.shape[1:]:
+            raise ShapeError(
+                f"{what} is not a rectangular array of numbers: elements of shapes "
+                f"{list(out.shape[1:])} and {list(part.shape)}"
+            )
+        out[k] = part
+    assert out is not None  # items is not empty: it holds a JsonTensor
+    return out
+
+
+def _to_float32(array: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
     with np.errstate(over="ignore"):  # beyond float32 -> inf, refused as invalid_value by batch.to_batch
         return array.astype(np.float32, copy=False)
 
 
-def typed_tensor(values: Any, dtype: type[np.generic], what: str) -> npt.NDArray[Any]:
-    """Turn a JSON list into an array of a declared dtype (UINT8: integers 0..255, FP32: numbers)."""
-    array = _numbers(values, what)
+def json_tensor(value: Any, what: str) -> npt.NDArray[np.float32]:
+    """Turn a JSON tensor of numbers into a float32 array (JSON carries no dtype)."""
+    return _convert(value, what, _to_float32)
+
+
+def _typed(array: npt.NDArray[Any], dtype: type[np.generic], what: str) -> npt.NDArray[Any]:
     if np.dtype(dtype) != np.uint8:
         with np.errstate(over="ignore"):
             return array.astype(dtype, copy=False)
@@ -223,3 +277,8 @@ def typed_tensor(values: Any, dtype: type[np.generic], what: str) -> npt.NDArray
         if low < 0 or high > 255:
             raise ValueRangeError(f"{what}: UINT8 data must be in 0..255, got {low}..{high}")
     return array.astype(np.uint8)
+
+
+def typed_tensor(values: Any, dtype: type[np.generic], what: str) -> npt.NDArray[Any]:
+    """Turn a JSON tensor into an array of a declared dtype (UINT8: integers 0..255, FP32: numbers)."""
+    return _convert(values, what, lambda array: _typed(array, dtype, what))

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 
-from ..errors import EmptyBodyError, PayloadTooLargeError, RequestError, UnknownPayloadError
-from . import npy, oip, tfserving, wml
+from ..errors import (
+    DTypeError,
+    EmptyBodyError,
+    PayloadTooLargeError,
+    RequestError,
+    UnknownPayloadError,
+    ValueRangeError,
+)
+from . import leanjson, npy, oip, tfserving, wml
 from .base import Answer, DecodedRequest, Encoded
 
 _ENCODERS: dict[str, Callable[[Answer, DecodedRequest], Encoded]] = {
@@ -22,8 +28,9 @@ _ENCODERS: dict[str, Callable[[Answer, DecodedRequest], Encoded]] = {
 def decode(body: bytes, headers: Mapping[str, str], max_json_bytes: int = 16 << 20) -> DecodedRequest:
     """Decode a body; headers are lower-case. Raise a RequestError subclass when it cannot be used.
 
-    JSON bodies above max_json_bytes are refused before parsing: Python holds about 7 bytes of RSS
-    per body byte while a JSON tensor is parsed, which would take the container past its memory.
+    JSON bodies above max_json_bytes are refused before parsing. Below it, ``leanjson`` keeps what a
+    JSON body costs bounded: tensors are parsed piece by piece into the request's dtype, and the rest
+    of the document may hold at most ``leanjson.MAX_SKELETON_VALUES`` values.
     """
     if not body:
         raise EmptyBodyError("the request body is empty; send images as OIP v2, .npy, TF Serving or WML")
@@ -39,12 +46,18 @@ def decode(body: bytes, headers: Mapping[str, str], max_json_bytes: int = 16 << 
             "send big batches as .npy or with the OIP binary extension"
         )
     try:
-        doc = json.loads(body)
+        doc = leanjson.loads(body)
     except RecursionError as exc:  # valid JSON maybe, but nested beyond any tensor: refuse, never crash
         raise RequestError(f"the JSON body ({len(body)} bytes) is nested too deeply to parse") from exc
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+    except leanjson.TooManyValuesError as exc:
+        raise PayloadTooLargeError(f"{exc}; send tensors as arrays of numbers") from exc
+    except leanjson.MixedArrayError as exc:
+        if exc.found in ("NaN", "Infinity"):
+            raise ValueRangeError(str(exc)) from exc
+        raise DTypeError(str(exc)) from exc
+    except leanjson.InvalidJsonError as exc:
         raise UnknownPayloadError(
-            f"the body ({len(body)} bytes, content-type {content_type or 'none'}) is neither .npy nor JSON"
+            f"the body ({len(body)} bytes, content-type {content_type or 'none'}) is neither .npy nor JSON: {exc}"
         ) from exc
     if not isinstance(doc, dict):
         raise UnknownPayloadError("a JSON body must be an object (OIP v2, TF Serving or WML)")

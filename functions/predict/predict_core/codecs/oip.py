@@ -24,6 +24,7 @@ from .base import (
     parse_top_k,
     typed_tensor,
 )
+from .leanjson import JsonTensor
 
 HEADER_LENGTH = "inference-header-content-length"
 OUTPUT_NAMES = ("top_k_indices", "top_k_scores", "top_k_labels")
@@ -122,7 +123,7 @@ def _input_array(tensor: Mapping[str, Any], tail: memoryview) -> npt.NDArray[Any
         return _reshape(np.frombuffer(tail, dtype=dtype), shape, name)
     if "data" not in tensor:
         raise RequestError(f"input {name!r} has neither `data` nor parameters.binary_data_size")
-    if not isinstance(tensor["data"], list):
+    if not isinstance(tensor["data"], list | JsonTensor):
         raise RequestError(f"input {name!r}: `data` must be a JSON array")
     array = typed_tensor(tensor["data"], dtype, f"input {name!r}")
     if array.size != count:

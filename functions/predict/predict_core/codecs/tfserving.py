@@ -19,6 +19,7 @@ from .base import (
     parse_sources,
     parse_top_k,
 )
+from .leanjson import JsonTensor
 
 
 def _unwrap(value: Any, what: str) -> Any:
@@ -33,9 +34,12 @@ def _unwrap(value: Any, what: str) -> Any:
 def decode_row(doc: Mapping[str, Any]) -> DecodedRequest:
     """Decode {"instances": [image, ...]} where an image is a tensor or {"images": tensor}."""
     instances = doc["instances"]
-    if not isinstance(instances, list) or not instances:
+    if isinstance(instances, JsonTensor):  # a long numeric array: the images themselves
+        rows: Any = instances
+    elif isinstance(instances, list) and instances:
+        rows = [_unwrap(inst, f"instances[{i}]") for i, inst in enumerate(instances)]
+    else:
         raise RequestError("`instances` must be a non-empty list")
-    rows = [_unwrap(inst, f"instances[{i}]") for i, inst in enumerate(instances)]
     images: npt.NDArray[np.float32] = json_tensor(rows, "instances")
     return DecodedRequest(
         fmt="tfs_row",
