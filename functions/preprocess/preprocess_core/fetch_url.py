@@ -22,8 +22,8 @@ requests' own redirect following (each hop would resolve the new host again), pr
 from the environment (a proxy resolves the name itself), and the pool's keep-alive reuse of a
 connection to an outside address across fetches. What would be left of requests is none of what it
 is for here (no retries: one GET per URL; no pooling: each URL is another host; the redirect loop,
-deadline and byte cap stay ours), so a ~20-line pinned ``HTTPConnection`` remains the smaller thing
-to review, with nothing between the check and the ``connect`` call.
+deadline and byte cap stay ours), so the two small pinned ``http.client`` connections below remain
+the smaller thing to review, with nothing between the check and the ``connect`` call.
 """
 
 from __future__ import annotations
