@@ -213,10 +213,11 @@ class FnRetry(Retry):
     def sleep(self, response: BaseHTTPResponse | None = None) -> None:
         hinted = self.get_retry_after(response) if response is not None else None
         delay = hinted if hinted is not None else self.get_backoff_time()
-        last = self.history[-1] if self.history else None
-        why = (f"HTTP {last.status}" if last.status else repr(last.error)) if last else ""
-        log.warning("POST failed, retrying", extra={"url": last.url if last else "", "attempt": len(self.history),
-                                                    "why": why, "delay": delay})
+        if response is not None:
+            why = f"HTTP {real_status(response.status, response.headers) if self.fn_http_status else response.status}"
+        else:
+            why = repr(self.history[-1].error) if self.history else ""
+        log.warning("POST failed, retrying", extra={"attempt": len(self.history), "why": why, "delay": delay})
         self.sleeper(delay)
 
 
