@@ -9,10 +9,14 @@ with ``{"message": "function failed"}``. So:
   ``Fn-Http-Status`` (the trigger turns it into the client's status) and the JSON error body survives;
 * ``/invoke`` calls: client errors go out as 200 (the body carries the code), server-side failures
   as 502 (504 for timeouts), so that Fn records a failed call and an event source retries it.
+
+A caller that may get the fdk's answer without a trigger in between reads the real status back with
+``real_status`` (``Fn-Http-Status`` on a 2xx).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from http import HTTPStatus
 
 
@@ -23,3 +27,13 @@ def wire_status(status: int, gateway: bool) -> int:
     if status == HTTPStatus.GATEWAY_TIMEOUT:
         return 504
     return 502 if status >= 500 else 200
+
+
+FN_HTTP_STATUS = "fn-http-status"
+
+
+def real_status(wire: int, headers: Mapping[str, str]) -> int:
+    """The real status of an answer read off the wire: `Fn-Http-Status` on a 2xx (the fdk's gateway form), else
+    the wire status. `headers` has lower-case names."""
+    carried = headers.get(FN_HTTP_STATUS, "")
+    return int(carried) if wire < 300 and carried.isdigit() else wire

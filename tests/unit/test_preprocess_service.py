@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +31,7 @@ from preprocess_core.predict_client import PredictAnswer, PredictClient, encode_
 from preprocess_core.settings import ModelInput, Settings
 
 from tests.data import preprocess_images as gen
+from tests.scripted_http import ScriptedServer
 
 CAT = gen.encode(gen.chelsea(), "JPEG", exif=gen.exif_bytes(gps=(10.5, 20.25)))
 MODEL = ModelInput.from_size(224)
@@ -335,19 +337,23 @@ def test_parse_answer_forms() -> None:
         parse_answer(b'{"error": {"code": "model_unavailable", "message": "x"}}', None)
 
 
-class Transport:
-    def __init__(self, script: list[Any]) -> None:
-        self.script = script
-        self.requests: list[tuple[str, bytes, dict[str, str]]] = []
+PredictAt = Callable[[list[Any]], ScriptedServer]
 
-    def __call__(self, url: str, body: bytes, headers: dict[str, str], timeout: float):
-        self.requests.append((url, body, headers))
-        step = self.script.pop(0)
-        if isinstance(step, Exception):
-            raise step
-        if callable(step):
-            return step(body, headers)
-        return step
+
+@pytest.fixture
+def predict_at() -> Iterator[PredictAt]:
+    """predict as a real loopback server answering from a script (tests/scripted_http.py)."""
+    servers: list[ScriptedServer] = []
+
+    def serve(script: list[Any]) -> ScriptedServer:
+        server = ScriptedServer("/invoke/1")
+        server.script = list(script)
+        servers.append(server)
+        return server
+
+    yield serve
+    for server in servers:
+        server.close()
 
 
 def ok(body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
@@ -355,33 +361,35 @@ def ok(body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes
     return 200, {}, json.dumps(native(header["inputs"][0]["shape"][0])).encode()
 
 
-def test_client_retries_then_succeeds_and_propagates_call_id() -> None:
+def test_client_retries_then_succeeds_and_propagates_call_id(predict_at: PredictAt) -> None:
     sleeps: list[float] = []
-    transport = Transport([ConnectionRefusedError("no"), (503, {}, b"busy"), (200, {"fn-http-status": "504"}, b""), ok])
-    client = PredictClient("http://p/invoke/1", send=transport, sleep=sleeps.append, backoff=0.1)
+    transport = predict_at([ConnectionResetError("no"), (503, {}, b"busy"), (200, {"fn-http-status": "504"}, b""), ok])
+    client = PredictClient(transport.url, sleep=sleeps.append, backoff=0.1)
     answer = client.predict(np.zeros((2, 8, 8, 3), np.uint8), [None, None], "call-9")
     assert len(answer.predictions) == 2 and sleeps == [0.1, 0.2, 0.4]
-    headers = transport.requests[-1][2]
+    headers = transport.seen[-1]["headers"]
     assert headers["Fn-Call-Id"] == "call-9" and headers["X-Parent-Call-Id"] == "call-9"
 
 
-def test_client_gives_up_with_predict_unavailable() -> None:
-    transport = Transport([(502, {}, b"")] * 3)
-    client = PredictClient("http://p", send=transport, sleep=lambda s: None, attempts=3)
+def test_client_gives_up_with_predict_unavailable(predict_at: PredictAt) -> None:
+    transport = predict_at([(502, {}, b"")] * 3)
+    client = PredictClient(transport.url, sleep=lambda s: None, attempts=3)
     with pytest.raises(PredictUnavailableError) as err:
         client.predict(np.zeros((1, 8, 8, 3), np.uint8), [None], None)
     assert err.value.code == "predict_unavailable" and err.value.status == 502
 
 
-def test_client_timeout_and_error_bodies_are_not_retried() -> None:
-    client = PredictClient("http://p", send=Transport([TimeoutError()]), sleep=lambda s: None)
+def test_client_timeout_and_error_bodies_are_not_retried(predict_at: PredictAt) -> None:
+    slow = predict_at([TimeoutError()])
+    client = PredictClient(slow.url, sleep=lambda s: None, timeout=0.2)
     with pytest.raises(PredictTimeoutError):
         client.predict(np.zeros((1, 8, 8, 3), np.uint8), [None], None)
-    bad = Transport([(200, {}, b'{"error": {"code": "unknown_payload", "message": "?"}}')])
-    answer = PredictClient("http://p", send=bad, sleep=lambda s: None).predict(
+    assert len(slow.seen) == 1
+    bad = predict_at([(200, {}, b'{"error": {"code": "unknown_payload", "message": "?"}}')])
+    answer = PredictClient(bad.url, sleep=lambda s: None).predict(
         np.zeros((1, 8, 8, 3), np.uint8), [None], None
     )
-    assert "unknown_payload" in answer.rejected[0].message and len(bad.requests) == 1
+    assert "unknown_payload" in answer.rejected[0].message and len(bad.seen) == 1
 
 
 @pytest.mark.parametrize(
@@ -395,9 +403,9 @@ def test_client_timeout_and_error_bodies_are_not_retried() -> None:
         ((200, {}, b"<html>proxy</html>"), PredictError),
     ],
 )
-def test_client_error_classes(reply: tuple[int, dict[str, str], bytes], outcome: Any) -> None:
-    transport = Transport([reply])
-    client = PredictClient("http://p", send=transport, sleep=lambda s: None, attempts=1)
+def test_client_error_classes(reply: tuple[int, dict[str, str], bytes], outcome: Any, predict_at: PredictAt) -> None:
+    transport = predict_at([reply])
+    client = PredictClient(transport.url, sleep=lambda s: None, attempts=1)
     batch = np.zeros((2, 8, 8, 3), np.uint8)
     if outcome == "rejected":
         answer = client.predict(batch, [None, None], None)
@@ -407,32 +415,33 @@ def test_client_error_classes(reply: tuple[int, dict[str, str], bytes], outcome:
         with pytest.raises(outcome) as err:
             client.predict(batch, [None, None], None)
         assert err.value.status == 502 and not isinstance(err.value, PredictRejectedError)
-    assert len(transport.requests) == 1  # neither kind is retried inside the client
+    assert len(transport.seen) == 1  # neither kind is retried inside the client
 
 
 @pytest.mark.parametrize("status", [408, 429, 502, 503, 504])
-def test_client_retries_transient_statuses(status: int) -> None:
-    transport = Transport([(status, {}, b""), ok])
-    client = PredictClient("http://p", send=transport, sleep=lambda s: None)
+def test_client_retries_transient_statuses(status: int, predict_at: PredictAt) -> None:
+    transport = predict_at([(status, {}, b""), ok])
+    client = PredictClient(transport.url, sleep=lambda s: None)
     assert len(client.predict(np.zeros((1, 8, 8, 3), np.uint8), [None], None).predictions) == 1
 
 
-def test_rejected_group_does_not_hide_the_predictions_of_other_groups() -> None:
+def test_rejected_group_does_not_hide_the_predictions_of_other_groups(predict_at: PredictAt) -> None:
     reject = (200, {}, b'{"error": {"code": "invalid_value", "message": "?"}}')
-    transport = Transport([ok, reject])
-    client = PredictClient("http://p", send=transport, max_request_bytes=400_000)
+    transport = predict_at([ok, reject])
+    client = PredictClient(transport.url, max_request_bytes=400_000)
     answer = client.predict(np.zeros((4, 224, 224, 3), np.uint8), [None] * 4, None)
     assert answer.calls == 2 and set(answer.rejected) == {2, 3}
     assert [bool(p) for p in answer.predictions] == [True, True, False, False]
 
 
-def test_client_splits_large_batches_and_keeps_order() -> None:
-    transport = Transport([ok, ok, ok])
-    client = PredictClient("http://p", send=transport, max_request_bytes=400_000)
+def test_client_splits_large_batches_and_keeps_order(predict_at: PredictAt) -> None:
+    transport = predict_at([ok, ok, ok])
+    client = PredictClient(transport.url, max_request_bytes=400_000)
     batch = np.zeros((5, 224, 224, 3), np.uint8)
     answer = client.predict(batch, [{"metadata": {"i": i}} for i in range(5)], None)
     assert answer.calls == 3 and len(answer.predictions) == 5
-    assert all(len(body) <= 400_000 for _, body, _ in transport.requests)
+    assert all(len(r["body"]) <= 400_000 for r in transport.seen)
+    assert transport.connections == 1  # one pooled keep-alive connection to predict
 
 
 def test_client_without_url() -> None:

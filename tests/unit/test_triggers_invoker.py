@@ -3,59 +3,26 @@
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
+from tests.scripted_http import ScriptedServer, scripted_server
 from triggers.invoker import HttpInvoker, InvokeError
 
 
-class Scripted:
-    """Answers each POST with the next (status, headers, body) of `script`; records requests."""
-
-    def __init__(self) -> None:
-        self.script: list[tuple[int, dict[str, str], bytes]] = []
-        self.seen: list[dict[str, Any]] = []
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                owner.seen.append({"path": self.path, "headers": dict(self.headers), "body": body})
-                status, headers, data = owner.script.pop(0) if owner.script else (200, {}, b"ok")
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/invoke/01ABC?x=1"
-
-
 @pytest.fixture
-def server() -> Iterator[Scripted]:
-    s = Scripted()
-    yield s
-    s.server.shutdown()
-    s.server.server_close()
+def server() -> Iterator[ScriptedServer]:
+    with scripted_server("/invoke/01ABC?x=1") as s:
+        yield s
 
 
 def _invoker(url: str, sleeps: list[float], **kw: Any) -> HttpInvoker:
     return HttpInvoker(url, sleep=sleeps.append, backoff_s=0.1, max_backoff_s=0.4, **kw)
 
 
-def test_posts_body_and_headers(server: Scripted) -> None:
+def test_posts_body_and_headers(server: ScriptedServer) -> None:
     server.script = [(200, {"Fn-Call-Id": "call-1"}, b'{"ok":true}')]
     inv = _invoker(server.url, [], headers={"Authorization": "Bearer t"})
     result = inv.invoke(b'{"a":1}', "application/json")
@@ -69,14 +36,14 @@ def test_posts_body_and_headers(server: Scripted) -> None:
 
 
 @pytest.mark.parametrize("ack", [202, 200])  # OCI / fnlocal: 202 at once; self-hosted Fn: 200, no body
-def test_detached_sends_header_and_accepts_the_acknowledgement(server: Scripted, ack: int) -> None:
+def test_detached_sends_header_and_accepts_the_acknowledgement(server: ScriptedServer, ack: int) -> None:
     server.script = [(ack, {}, b"")]
     result = _invoker(server.url, []).invoke(b"{}", "application/json", detached=True)
     assert result.status == ack and result.ok and result.body == b"" and result.attempts == 1
     assert server.seen[0]["headers"]["Fn-Invoke-Type"] == "detached"
 
 
-def test_retries_transient_statuses_with_backoff_then_succeeds(server: Scripted) -> None:
+def test_retries_transient_statuses_with_backoff_then_succeeds(server: ScriptedServer) -> None:
     server.script = [(503, {}, b"busy"), (502, {}, b"x"), (504, {}, b"y"), (200, {}, b"done")]
     sleeps: list[float] = []
     result = _invoker(server.url, sleeps).invoke(b"{}", "application/json")
@@ -85,14 +52,14 @@ def test_retries_transient_statuses_with_backoff_then_succeeds(server: Scripted)
     assert len(server.seen) == 4
 
 
-def test_retry_after_is_honoured_and_capped(server: Scripted) -> None:
+def test_retry_after_is_honoured_and_capped(server: ScriptedServer) -> None:
     server.script = [(503, {"Retry-After": "2"}, b""), (503, {"Retry-After": "999"}, b""), (200, {}, b"")]
     sleeps: list[float] = []
     _invoker(server.url, sleeps, max_retry_after_s=30).invoke(b"{}", "application/json")
     assert sleeps == [2.0, 30.0]
 
 
-def test_gives_up_with_a_clear_error(server: Scripted) -> None:
+def test_gives_up_with_a_clear_error(server: ScriptedServer) -> None:
     server.script = [(503, {}, b'{"message":"Timed out - server too busy"}')] * 3
     with pytest.raises(InvokeError) as info:
         _invoker(server.url, [], max_attempts=3).invoke(b"{}", "application/json")
@@ -101,7 +68,7 @@ def test_gives_up_with_a_clear_error(server: Scripted) -> None:
     assert "server too busy" in str(err) and server.url in str(err)
 
 
-def test_final_client_errors_are_returned_not_retried(server: Scripted) -> None:
+def test_final_client_errors_are_returned_not_retried(server: ScriptedServer) -> None:
     server.script = [(415, {}, b'{"error":{"code":"unsupported_image"}}')]
     result = _invoker(server.url, []).invoke(b"{}", "application/json")
     assert result.status == 415 and not result.ok and len(server.seen) == 1
@@ -118,12 +85,13 @@ def test_connection_refused_is_retried_then_raised() -> None:
     assert len(sleeps) == 2
 
 
-def test_connection_is_reused_across_calls(server: Scripted) -> None:
+def test_connection_is_reused_across_calls(server: ScriptedServer) -> None:
     inv = _invoker(server.url, [])
     for _ in range(3):
         inv.invoke(b"{}", "application/json")
     ports = {r["headers"].get("Host") for r in server.seen}
     assert len(server.seen) == 3 and len(ports) == 1
+    assert server.connections == 1
 
 
 def test_rejects_non_http_urls() -> None:

@@ -12,6 +12,18 @@ For each hop (the first URL and every redirect):
    verification against it.
 Connect/read timeouts per socket operation plus a total deadline; the body is streamed under a
 byte cap (Content-Length checked first).
+
+Why ``http.client`` here and not ``requests`` (which the POST to predict uses, ``fnvision_common.http``):
+no transport adapter keeps rule 3 *exactly* on its own. requests picks the connection from the URL, so
+pinning means rewriting each URL to the checked address, putting ``Host`` back by hand and giving
+urllib3 ``server_hostname``/``assert_hostname`` per (address, name) pool — whose meaning has changed
+between urllib3 majors (1.26 → 2.x) — and then also switching off what would bypass the check:
+requests' own redirect following (each hop would resolve the new host again), proxies and ``.netrc``
+from the environment (a proxy resolves the name itself), and the pool's keep-alive reuse of a
+connection to an outside address across fetches. What would be left of requests is none of what it
+is for here (no retries: one GET per URL; no pooling: each URL is another host; the redirect loop,
+deadline and byte cap stay ours), so the two small pinned ``http.client`` connections below remain
+the smaller thing to review, with nothing between the check and the ``connect`` call.
 """
 
 from __future__ import annotations

@@ -7,9 +7,12 @@ per image: ``{"bucket","key","etag","metadata"}`` for stored objects (predict re
 ``{"metadata"}`` otherwise.
 
 A batch whose body would exceed ``max_request_bytes`` (default 5 MB, OCI's invoke cap is 6 MB) is
-split into several calls. Connection errors and 502/503/504 (also 408/429, and the same as
-``Fn-Http-Status``) are retried with exponential backoff, then ``predict_unavailable``; other 5xx,
-and answers that are not predict's, are ``predict_failed`` (502: the event is delivered again).
+split into several calls. The POST is ``fnvision_common.http.RetryingPost`` (one pooled keep-alive
+connection to predict per hot container): connection errors and 408/429/502/503/504 (also as
+``Fn-Http-Status``) are retried ``attempts`` times in all with exponential backoff from ``backoff``
+(a ``Retry-After`` wins, up to ``max_retry_after``), then ``predict_unavailable``; a timeout is
+``predict_timeout`` at once; other 5xx, and answers that are not predict's, are ``predict_failed``
+(502: the event is delivered again).
 A client error from predict (4xx, or an error body on a 200 — predict sends its 4xx that way on
 ``/invoke``: ``invalid_shape``, ``invalid_value``, ...) is permanent: the images of that request are
 reported in ``PredictAnswer.rejected`` (``predict_rejected``, 422) and never retried. Our Fn call
@@ -21,19 +24,18 @@ from __future__ import annotations
 import json
 import logging
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from fnvision_common.http import PostFailed, PostTimeout, RetryingPost
 
 from .errors import PredictError, PredictRejectedError, PredictTimeoutError, PredictUnavailableError
 
 log = logging.getLogger(__name__)
-_RETRY_STATUSES = {408, 429, 502, 503, 504}
+_RETRY_STATUSES = frozenset({408, 429, 502, 503, 504})
 _SERVER_CODES = {"config_error", "model_corrupt", "model_unavailable", "storage_unavailable", "internal_error"}
 """predict's server-side error codes (docs/contracts.md §6): retryable even if they come with a 200."""
 
@@ -124,19 +126,6 @@ def parse_answer(body: bytes, header_length: str | None) -> dict[str, Any]:
     raise PredictError("predict's answer has no predictions")
 
 
-Sender = Callable[[str, bytes, dict[str, str], float], tuple[int, dict[str, str], bytes]]
-
-
-def urllib_send(url: str, body: bytes, headers: dict[str, str], timeout: float) -> tuple[int, dict[str, str], bytes]:
-    """POST with the stdlib; HTTP error statuses are returned, not raised."""
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - URL is config
-            return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read()
-
-
 class PredictClient:
     """Sends batches to predict (``Predictor`` for the service)."""
 
@@ -150,7 +139,7 @@ class PredictClient:
         attempts: int = 4,
         backoff: float = 0.25,
         max_request_bytes: int = 5_000_000,
-        send: Sender = urllib_send,
+        max_retry_after: float = 5.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.url = url
@@ -160,8 +149,9 @@ class PredictClient:
         self.attempts = attempts
         self.backoff = backoff
         self.max_request_bytes = max_request_bytes
-        self._send = send
+        self.max_retry_after = max_retry_after
         self._sleep = sleep
+        self._post: RetryingPost | None = None
 
     def predict(
         self, batch: npt.NDArray[np.uint8], sources: Sequence[dict[str, Any] | None], call_id: str | None
@@ -209,31 +199,39 @@ class PredictClient:
         if call_id:
             headers["Fn-Call-Id"] = call_id
             headers["X-Parent-Call-Id"] = call_id
-        last = ""
-        for attempt in range(1, self.attempts + 1):
-            try:
-                status, resp_headers, resp_body = self._send(self.url, body, headers, self.timeout)
-            except TimeoutError as exc:
-                raise PredictTimeoutError(f"predict did not answer within {self.timeout}s") from exc
-            except (urllib.error.URLError, ConnectionError, OSError) as exc:
-                reason = getattr(exc, "reason", exc)
-                if isinstance(reason, TimeoutError):
-                    raise PredictTimeoutError(f"predict did not answer within {self.timeout}s") from exc
-                last = f"connection failed: {reason}"
+        try:
+            reply = self._poster().post(body, headers)
+        except PostTimeout as exc:
+            raise PredictTimeoutError(f"predict did not answer within {self.timeout}s") from exc
+        except PostFailed as exc:
+            if exc.reply is not None:
+                last = f"HTTP {exc.reply.real_status}: {exc.reply.body[:200]!r}"
             else:
-                http_status = resp_headers.get("fn-http-status", "")
-                real = int(http_status) if status < 300 and http_status.isdigit() else status
-                if real in _RETRY_STATUSES:
-                    last = f"HTTP {real}: {resp_body[:200]!r}"
-                elif real >= 500:
-                    raise PredictError(f"predict failed: HTTP {real}: {resp_body[:300]!r}")
-                elif real >= 400:
-                    # A trigger passes predict's error status and JSON body through: a client error.
-                    raise PredictRejectedError(f"predict refused the request: HTTP {real}: {resp_body[:300]!r}")
-                else:
-                    return parse_answer(resp_body, resp_headers.get("inference-header-content-length"))
-            if attempt < self.attempts:
-                delay = self.backoff * 2 ** (attempt - 1)
-                log.warning("predict call failed, retrying", extra={"attempt": attempt, "why": last, "delay": delay})
-                self._sleep(delay)
-        raise PredictUnavailableError(f"predict unavailable after {self.attempts} attempts ({last})")
+                last = f"connection failed: {exc.error}"
+            raise PredictUnavailableError(f"predict unavailable after {exc.attempts} attempts ({last})") from exc
+        real = reply.real_status
+        if real >= 500:
+            raise PredictError(f"predict failed: HTTP {real}: {reply.body[:300]!r}")
+        if real >= 400:
+            # A trigger passes predict's error status and JSON body through: a client error.
+            raise PredictRejectedError(f"predict refused the request: HTTP {real}: {reply.body[:300]!r}")
+        return parse_answer(reply.body, reply.headers.get("inference-header-content-length"))
+
+    def _poster(self) -> RetryingPost:
+        """The POST to predict, made on first use (the URL is checked then)."""
+        if self._post is None:
+            try:
+                self._post = RetryingPost(
+                    self.url,
+                    timeout=self.timeout,
+                    attempts=self.attempts,
+                    backoff=self.backoff,
+                    max_retry_after=self.max_retry_after,
+                    retry_statuses=_RETRY_STATUSES,
+                    fn_http_status=True,
+                    retry_timeouts=False,
+                    sleep=self._sleep,
+                )
+            except ValueError as exc:
+                raise PredictUnavailableError(f"PREDICT_URL: {exc}") from exc
+        return self._post
