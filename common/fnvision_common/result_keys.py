@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import hashlib
 
+from fnvision_common.s3client import normalise_etag
+
 FAILURE_NAME = "failure.json"
 MAX_KEY_BYTES = 1024
 """S3's (and OCI's, MinIO's, SeaweedFS's S3 API's) limit on an object key, in UTF-8 bytes."""
@@ -63,7 +65,7 @@ def _sha256(text: str) -> str:
 
 def folder(prefix: str, bucket: str, key: str, etag: str) -> str:
     """The folder of one source object version: natural when it fits, else the fixed-length form."""
-    etag = etag.strip().strip('"')
+    etag = normalise_etag(etag)
     if not bucket or not key or not etag:
         raise ResultKeyError(f"need bucket, key and etag (got {bucket!r}, {key[:80]!r}, {etag[:80]!r})")
     if prefix and not prefix.endswith("/"):

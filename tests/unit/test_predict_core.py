@@ -31,8 +31,10 @@ from predict_core.errors import (
 )
 from predict_core.manifest import parse as parse_manifest
 from predict_core.manifest import verify
-from predict_core.results import MemoryResultStore, S3ResultStore, build_document, record
+from predict_core.results import S3ResultStore, build_document, record
 from predict_core.settings import Settings
+
+from tests.data.stores import MemoryResultStore
 
 MANIFEST = {
     "name": "tiny",

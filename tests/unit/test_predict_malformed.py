@@ -16,8 +16,9 @@ from predict_core.codecs.base import MAX_METADATA_DEPTH
 from predict_core.errors import DTypeError, RequestError, ValueRangeError
 from predict_core.manifest import parse as parse_manifest
 from predict_core.model import LoadedModel
-from predict_core.results import MemoryResultStore
 from predict_core.settings import Settings
+
+from tests.data.stores import MemoryResultStore
 
 H, W, C = 4, 4, 3
 LABELS = tuple(f"class {i}" for i in range(6))

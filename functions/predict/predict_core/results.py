@@ -52,20 +52,6 @@ class S3ResultStore:
         return True
 
 
-class MemoryResultStore:
-    """An in-memory store with the same semantics (unit tests)."""
-
-    def __init__(self) -> None:
-        self.objects: dict[tuple[str, str], bytes] = {}
-
-    def put_if_absent(self, bucket: str, key: str, body: bytes) -> bool:
-        """Store body unless the key is taken."""
-        if (bucket, key) in self.objects:
-            return False
-        self.objects[(bucket, key)] = body
-        return True
-
-
 def build_document(
     source: Source,
     predictions: Sequence[Label],

@@ -281,7 +281,7 @@ def _prepare(inp: Input, deps: Deps, call_id: str | None, *, check_done: bool = 
             source = metadata.source_info(
                 bucket=inp.bucket,
                 key=inp.key,
-                etag=obj.etag or inp.etag.strip('"'),
+                etag=obj.etag or normalise_etag(inp.etag),
                 size=obj.size,
                 content_type=obj.content_type or inp.content_type,
                 event_id=inp.event_id,
@@ -308,13 +308,14 @@ def _prepare(inp: Input, deps: Deps, call_id: str | None, *, check_done: bool = 
                 upload=inp.name, size=len(data), content_type=inp.content_type, origin="upload"
             )
     except PreprocessError as exc:
-        if isinstance(exc, (TooLargeError, ObjectNotFoundError)) and isinstance(inp, ObjectRef) and inp.etag.strip('"'):
+        permanent = isinstance(exc, (TooLargeError, ObjectNotFoundError))
+        if permanent and isinstance(inp, ObjectRef) and normalise_etag(inp.etag):
             # Too many bytes, or no such object version, is permanent: record it (keyed by the
             # event's ETag). Storage errors are not recorded: they fail an event call (retry).
             known = metadata.source_info(
                 bucket=inp.bucket,
                 key=inp.key,
-                etag=inp.etag.strip('"'),
+                etag=normalise_etag(inp.etag),
                 size=inp.size,
                 event_id=inp.event_id,
                 event_time=inp.event_time,

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from fnvision_common.result_keys import ResultKeyError, check_object_key
+from fnvision_common.s3client import normalise_etag
 
 from ..errors import (
     DTypeError,
@@ -39,7 +40,7 @@ class Source:
     @property
     def recordable(self) -> bool:
         """True when the result of this image must be recorded."""
-        return bool(self.bucket and self.key and self.etag.strip().removeprefix("W/").strip('"'))
+        return bool(self.bucket and self.key and normalise_etag(self.etag))
 
 
 @dataclass(frozen=True)
