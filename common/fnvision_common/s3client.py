@@ -15,22 +15,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-_TRUE = {"1", "true", "t", "yes", "y", "on"}
-_FALSE = {"0", "false", "f", "no", "n", "off"}
+from fnvision_common.env import SettingError, parse_bool
 
 
-class StorageConfigError(ValueError):
+class StorageConfigError(SettingError):
     """A storage setting in the environment has a value we cannot use."""
-
-
-def parse_bool(name: str, value: str) -> bool:
-    """Parse a boolean setting strictly; anything unknown is an error naming the key."""
-    lowered = value.strip().lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise StorageConfigError(f"{name}={value!r} is not a boolean (use true/false)")
 
 
 def _positive(name: str, value: str, kind: type[int] | type[float]) -> Any:

@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fnvision_common.s3client import S3Settings, StorageConfigError, parse_bool
+from fnvision_common.env import SettingError, env_bool, env_int, log_level, results_location
+from fnvision_common.s3client import S3Settings
 
 from .errors import ConfigError
 
@@ -27,22 +28,10 @@ RESULTS_PREFIX = "RESULTS_PREFIX"
 LOG_LEVEL = "LOG_LEVEL"
 
 ENGINES = ("litert", "tensorflow")
+MAX_TOP_K = 1000
+"""Most TOP_K, in both functions (a model may have fewer labels: predict checks that per call)."""
 MAX_THREADS = 16
 """Most MODEL_NUM_THREADS: Fn runs a container with 50 pids; 16 threads leave room for the rest."""
-_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
-
-
-def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is not an integer") from exc
-    if not low <= value <= high:
-        raise ConfigError(f"{name}={value} must be between {low} and {high}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -83,27 +72,22 @@ class Settings:
         engine = env.get(MODEL_ENGINE, "litert").strip().lower() or "litert"
         if engine not in ENGINES:
             raise ConfigError(f"{MODEL_ENGINE}={engine!r}: use one of {', '.join(ENGINES)}")
-        level = env.get(LOG_LEVEL, "INFO").strip().upper() or "INFO"
-        if level not in _LEVELS:
-            raise ConfigError(f"{LOG_LEVEL}={level!r}: use one of {', '.join(sorted(_LEVELS))}")
-        threads_raw = env.get(MODEL_NUM_THREADS, "").strip()
         try:
-            s3 = S3Settings.from_env(env)
-            verify = parse_bool(MODEL_VERIFY, env.get(MODEL_VERIFY, "true"))
-        except StorageConfigError as exc:
+            results_bucket, results_prefix = results_location(env)
+            return cls(
+                model_uri=env.get(MODEL_URI, "").strip() or str(default_model_dir),
+                engine=engine,
+                num_threads=env_int(env, MODEL_NUM_THREADS, 0, 1, MAX_THREADS) or None,
+                invoke_batch=env_int(env, MODEL_INVOKE_BATCH, 4, 1, 1024),
+                cache_dir=env.get(MODEL_CACHE_DIR, "").strip() or "/tmp/predict-model",
+                verify=env_bool(env, MODEL_VERIFY, True),
+                top_k=env_int(env, TOP_K, 5, 1, MAX_TOP_K),
+                max_batch=env_int(env, MAX_BATCH, 64, 1, 1024),
+                max_json_bytes=env_int(env, MAX_JSON_BYTES, 16 << 20, 1024, 1 << 30),
+                results_bucket=results_bucket,
+                results_prefix=results_prefix,
+                log_level=log_level(env),
+                s3=S3Settings.from_env(env),
+            )
+        except SettingError as exc:
             raise ConfigError(str(exc)) from exc
-        return cls(
-            model_uri=env.get(MODEL_URI, "").strip() or str(default_model_dir),
-            engine=engine,
-            num_threads=_int(env, MODEL_NUM_THREADS, 0, 1, MAX_THREADS) if threads_raw else None,
-            invoke_batch=_int(env, MODEL_INVOKE_BATCH, 4, 1, 1024),
-            cache_dir=env.get(MODEL_CACHE_DIR, "").strip() or "/tmp/predict-model",
-            verify=verify,
-            top_k=_int(env, TOP_K, 5, 1, 1000),
-            max_batch=_int(env, MAX_BATCH, 64, 1, 1024),
-            max_json_bytes=_int(env, MAX_JSON_BYTES, 16 << 20, 1024, 1 << 30),
-            results_bucket=env.get(RESULTS_BUCKET, "").strip() or "results",
-            results_prefix=env.get(RESULTS_PREFIX, "").strip(),
-            log_level=level,
-            s3=s3,
-        )

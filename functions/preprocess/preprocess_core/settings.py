@@ -9,62 +9,22 @@ refuses to start its first call with a ``config_error``.
 
 from __future__ import annotations
 
-import logging
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fnvision_common.env import SettingError, env_bool, env_float, env_int, log_level, results_location
 from fnvision_common.manifest import Manifest, ManifestError
-from fnvision_common.s3client import S3Settings, StorageConfigError, parse_bool
+from fnvision_common.s3client import S3Settings
 
 from .errors import ConfigError
 
 MANIFEST_FILE = "model_manifest.json"
 """Name of the copy of predict's manifest.json in the function folder (``make model`` writes it)."""
+MAX_TOP_K = 1000
+"""Most TOP_K (the same bound as predict's)."""
 RESIZE_RATIO = 256 / 224
 """ImageNet convention: resize the shorter side to size*256/224, then centre-crop to size."""
-
-
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
-    raw = env.get(name, "")
-    if raw.strip() == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is not an integer") from exc
-    if value < minimum:
-        raise ConfigError(f"{name}={raw!r} must be >= {minimum}")
-    return value
-
-
-def _float(env: Mapping[str, str], name: str, default: float, minimum: float | None = None) -> float:
-    """A number from the environment: positive, or at least ``minimum`` when one is given."""
-    raw = env.get(name, "")
-    if raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is not a number") from exc
-    if not math.isfinite(value):
-        raise ConfigError(f"{name}={raw!r} is not a finite number")
-    if minimum is None and value <= 0:
-        raise ConfigError(f"{name}={raw!r} must be positive")
-    if minimum is not None and value < minimum:
-        raise ConfigError(f"{name}={raw!r} must be at least {minimum}")
-    return value
-
-
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "")
-    if raw.strip() == "":
-        return default
-    try:
-        return parse_bool(name, raw)
-    except StorageConfigError as exc:
-        raise ConfigError(str(exc)) from exc
 
 
 def _hosts(raw: str) -> frozenset[str]:
@@ -161,39 +121,38 @@ class Settings:
         ``model_manifest.json`` next to itself); a missing default file is not an error as long
         as MODEL_INPUT_SIZE is set.
         """
-        model = model_input(env, default_manifest)
         try:
-            s3 = S3Settings.from_env(env)
-        except StorageConfigError as exc:
+            results_bucket, results_prefix = results_location(env)
+            return cls(
+                model=model_input(env, default_manifest),
+                max_pixels=env_int(env, "MAX_PIXELS", cls.max_pixels),
+                max_decoded_bytes=env_int(env, "MAX_DECODED_BYTES", cls.max_decoded_bytes, low=1024),
+                max_image_bytes=env_int(env, "MAX_IMAGE_BYTES", cls.max_image_bytes),
+                max_images=env_int(env, "MAX_IMAGES", cls.max_images),
+                predict_url=env.get("PREDICT_URL", "").strip(),
+                predict_timeout=env_float(env, "PREDICT_TIMEOUT", cls.predict_timeout),
+                predict_attempts=env_int(env, "PREDICT_ATTEMPTS", cls.predict_attempts),
+                predict_backoff=env_float(env, "PREDICT_BACKOFF", cls.predict_backoff),
+                predict_max_request_bytes=env_int(
+                    env, "PREDICT_MAX_REQUEST_BYTES", cls.predict_max_request_bytes, low=1024
+                ),
+                top_k=env_int(env, "TOP_K", cls.top_k, 1, MAX_TOP_K),
+                url_allow_hosts=_hosts(env.get("URL_ALLOW_HOSTS", "")),
+                url_connect_timeout=env_float(env, "URL_CONNECT_TIMEOUT", cls.url_connect_timeout),
+                url_read_timeout=env_float(env, "URL_READ_TIMEOUT", cls.url_read_timeout),
+                url_total_timeout=env_float(env, "URL_TOTAL_TIMEOUT", cls.url_total_timeout),
+                url_max_redirects=env_int(env, "URL_MAX_REDIRECTS", cls.url_max_redirects, low=0),
+                store_gps=env_bool(env, "STORE_GPS", False),
+                auth_token=env.get("AUTH_TOKEN", "").strip(),
+                input_bucket=env.get("INPUT_BUCKET", "").strip(),
+                results_bucket=results_bucket,
+                results_prefix=results_prefix,
+                done_check_seconds=env_float(env, "DONE_CHECK_SECONDS", cls.done_check_seconds, low=0.0),
+                log_level=log_level(env),
+                s3=S3Settings.from_env(env),
+            )
+        except SettingError as exc:
             raise ConfigError(str(exc)) from exc
-        return cls(
-            model=model,
-            max_pixels=_int(env, "MAX_PIXELS", cls.max_pixels),
-            max_decoded_bytes=_int(env, "MAX_DECODED_BYTES", cls.max_decoded_bytes, minimum=1024),
-            max_image_bytes=_int(env, "MAX_IMAGE_BYTES", cls.max_image_bytes),
-            max_images=_int(env, "MAX_IMAGES", cls.max_images),
-            predict_url=env.get("PREDICT_URL", "").strip(),
-            predict_timeout=_float(env, "PREDICT_TIMEOUT", cls.predict_timeout),
-            predict_attempts=_int(env, "PREDICT_ATTEMPTS", cls.predict_attempts),
-            predict_backoff=_float(env, "PREDICT_BACKOFF", cls.predict_backoff),
-            predict_max_request_bytes=_int(
-                env, "PREDICT_MAX_REQUEST_BYTES", cls.predict_max_request_bytes, minimum=1024
-            ),
-            top_k=_int(env, "TOP_K", cls.top_k),
-            url_allow_hosts=_hosts(env.get("URL_ALLOW_HOSTS", "")),
-            url_connect_timeout=_float(env, "URL_CONNECT_TIMEOUT", cls.url_connect_timeout),
-            url_read_timeout=_float(env, "URL_READ_TIMEOUT", cls.url_read_timeout),
-            url_total_timeout=_float(env, "URL_TOTAL_TIMEOUT", cls.url_total_timeout),
-            url_max_redirects=_int(env, "URL_MAX_REDIRECTS", cls.url_max_redirects, minimum=0),
-            store_gps=_bool(env, "STORE_GPS", False),
-            auth_token=env.get("AUTH_TOKEN", "").strip(),
-            input_bucket=env.get("INPUT_BUCKET", "").strip(),
-            results_bucket=env.get("RESULTS_BUCKET", "results").strip() or "results",
-            results_prefix=env.get("RESULTS_PREFIX", "").strip(),
-            done_check_seconds=_float(env, "DONE_CHECK_SECONDS", cls.done_check_seconds, minimum=0.0),
-            log_level=_log_level(env),
-            s3=s3,
-        )
 
 
 def model_input(env: Mapping[str, str], default_manifest: Path | None = None) -> ModelInput:
@@ -206,23 +165,10 @@ def model_input(env: Mapping[str, str], default_manifest: Path | None = None) ->
         manifest = ModelInput.from_manifest(default_manifest)
     name = env.get("MODEL_INPUT_NAME", "").strip() or (manifest.name if manifest else "images")
     if env.get("MODEL_INPUT_SIZE", "").strip():
-        return ModelInput.from_size(_int(env, "MODEL_INPUT_SIZE", 0, minimum=8), name)
+        return ModelInput.from_size(env_int(env, "MODEL_INPUT_SIZE", 0, low=8), name)
     if manifest is None:
         where = f" and {default_manifest} does not exist (run `make model`)" if default_manifest else ""
         raise ConfigError(f"model input size unknown: set MODEL_MANIFEST or MODEL_INPUT_SIZE{where}")
     return ModelInput(name=name, size=manifest.size, resize_shorter=manifest.resize_shorter)
 
 
-def _log_level(env: Mapping[str, str]) -> str:
-    raw = env.get("LOG_LEVEL", "").strip()
-    if not raw:
-        return "INFO"
-    level = raw.upper()
-    if level == "WARN":
-        level = "WARNING"
-    if level not in _LOG_LEVELS:
-        raise ConfigError(f"LOG_LEVEL={raw!r} is not one of {', '.join(_LOG_LEVELS)}")
-    return level
-
-
-_LOG_LEVELS = tuple(name for name in logging.getLevelNamesMapping() if name not in ("NOTSET", "WARN", "FATAL"))
