@@ -13,8 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from fdk import response
-from fnvision_common.fnstatus import wire_status
+from fnvision_common.fnedge import is_gateway, request_headers, respond
 from fnvision_common.jsonlog import call_id_var, configure
 from fnvision_common.s3client import build_client
 from predict_core import service
@@ -72,17 +71,11 @@ def _deps() -> service.Deps:
     return service.Deps(settings, get_model=lambda: get_model(settings, _s3), get_store=store)
 
 
-def _headers(ctx: Any) -> dict[str, str]:
-    """Lower-case request headers; in gateway mode the fdk has already unwrapped Fn-Http-H-*."""
-    raw = ctx.Headers() or {}
-    return {str(k).lower(): str(v[0] if isinstance(v, list) and v else v) for k, v in raw.items()}
-
-
-def handler(ctx: Any, data: io.BytesIO | None = None) -> response.Response:
+def handler(ctx: Any, data: io.BytesIO | None = None) -> Any:
     """Classify the images in the request body (see README.md for formats and errors)."""
     call_id = ctx.CallID()
     call_id_var.set(call_id)
-    headers = _headers(ctx)
+    headers = request_headers(ctx)
     body = data.getvalue() if data is not None else b""
     try:
         reply = service.predict(body, headers, call_id, _deps())
@@ -90,8 +83,4 @@ def handler(ctx: Any, data: io.BytesIO | None = None) -> response.Response:
         log.error("call failed", extra={"code": exc.code, "error": exc.message})
         reply = service.error_reply(exc)
     release_after_call(len(body))  # a big body: its memory goes back to the system after the response
-    resp = response.Response(ctx, response_data=reply.body, headers=dict(reply.headers), status_code=reply.status)
-    # Response() has put the real status into Fn-Http-Status for gateway calls; the status on the
-    # wire follows the Fn rules (only 200/502/504 survive; a 502 body is dropped by the agent).
-    resp.status_code = wire_status(reply.status, headers.get("fn-intent") == "httprequest")
-    return resp
+    return respond(ctx, reply.status, reply.body, reply.headers, is_gateway(headers))

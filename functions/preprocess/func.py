@@ -18,9 +18,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from fdk import response
 from fnvision_common import jsonlog
-from fnvision_common.fnstatus import wire_status
+from fnvision_common.fnedge import is_gateway, request_headers, respond
 from preprocess_core import service
 from preprocess_core.done import ServedModel
 from preprocess_core.errors import ConfigError, PreprocessError
@@ -83,28 +82,17 @@ def _deps() -> service.Deps:
     )
 
 
-def _flat_headers(raw: dict[str, Any]) -> dict[str, str]:
-    """Lower-case keys, one string per header (the fdk turns header collisions into lists)."""
-    return {k.lower(): str(v[0] if isinstance(v, list) and v else v) for k, v in raw.items()}
+def _respond(ctx: Any, status: int, document: dict[str, Any], gateway: bool) -> Any:
+    body = json.dumps(document, ensure_ascii=False, default=str)
+    return respond(ctx, status, body, {"Content-Type": "application/json"}, gateway)
 
 
-def _respond(ctx: Any, status: int, document: dict[str, Any], gateway: bool) -> response.Response:
-    resp = response.Response(
-        ctx,
-        response_data=json.dumps(document, ensure_ascii=False, default=str),
-        headers={"Content-Type": "application/json"},
-        status_code=status,  # becomes Fn-Http-Status in gateway mode
-    )
-    resp.status_code = wire_status(status, gateway)
-    return resp
-
-
-def handler(ctx: Any, data: io.BytesIO | None = None) -> response.Response:
+def handler(ctx: Any, data: io.BytesIO | None = None) -> Any:
     """Fn handler: any event, request or upload → predictions per image."""
     call_id = ctx.CallID()
     jsonlog.call_id_var.set(call_id)
-    headers = _flat_headers(ctx.Headers() or {})
-    gateway = headers.get("fn-intent") == "httprequest"
+    headers = request_headers(ctx)
+    gateway = is_gateway(headers)
     body = data.getvalue() if data is not None else b""
     try:
         deps = _deps()
@@ -121,7 +109,7 @@ def handler(ctx: Any, data: io.BytesIO | None = None) -> response.Response:
         return _respond(ctx, 200, result, gateway)
     except PreprocessError as exc:
         log.warning("request failed", extra={"code": exc.code, "status": int(exc.status), "why": exc.message})
-        return _respond(ctx, int(exc.status), {"error": exc.to_dict(), "call_id": call_id}, gateway)
+        return _respond(ctx, int(exc.status), {**exc.to_body(), "call_id": call_id}, gateway)
     except Exception as exc:  # a bug: answer in our format (500 → 502 on /invoke) instead of the fdk's
         log.exception("unexpected error", extra={"code": "internal_error"})
         error = {"code": "internal_error", "message": f"unexpected {type(exc).__name__}; see the log of this call"}

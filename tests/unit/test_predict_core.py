@@ -141,7 +141,7 @@ def test_wire_status(status: int, gateway: bool, wire: int) -> None:
 
 
 def test_error_bodies_and_statuses() -> None:
-    assert ModelCorruptError("x").to_dict() == {"error": {"code": "model_corrupt", "message": "x"}}
+    assert ModelCorruptError("x").to_body() == {"error": {"code": "model_corrupt", "message": "x"}}
     assert (StorageUnavailableError.status, StorageUnavailableError.code) == (502, "storage_unavailable")
     assert (ShapeError.status, DTypeError.code) == (422, "invalid_dtype")
 

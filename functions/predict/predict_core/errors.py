@@ -26,20 +26,14 @@ from __future__ import annotations
 
 from http import HTTPStatus
 
+from fnvision_common.errors import FnVisionError
 
-class PredictError(Exception):
+
+class PredictError(FnVisionError):
     """Base of every error predict reports to its caller."""
 
     status: HTTPStatus = HTTPStatus.INTERNAL_SERVER_ERROR
     code: str = "internal_error"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-    def to_dict(self) -> dict[str, dict[str, str]]:
-        """Return the error body of contracts.md §6."""
-        return {"error": {"code": self.code, "message": self.message}}
 
 
 class RequestError(PredictError):

@@ -102,7 +102,7 @@ def record(
         created = store.put_if_absent(bucket, key, json.dumps(doc, separators=(",", ":")).encode())
     except PredictError as exc:
         log.warning("result not recorded", extra={"bucket": bucket, "key": key, "code": exc.code, "error": exc.message})
-        return {"bucket": bucket, "key": key, "status": FAILED, "error": exc.to_dict()["error"]}
+        return {"bucket": bucket, "key": key, "status": FAILED, "error": exc.detail()}
     status = CREATED if created else EXISTS
     log.info("result recorded", extra={"bucket": bucket, "key": key, "status": status})
     return {"bucket": bucket, "key": key, "status": status}

@@ -52,7 +52,7 @@ def _ms(start: float, end: float) -> float:
 
 def error_reply(exc: PredictError) -> Reply:
     """Return the JSON error body of contracts.md §6 with the error's real status."""
-    return Reply(int(exc.status), dump_json(exc.to_dict()), {"Content-Type": JSON_TYPE}, exc.code)
+    return Reply(int(exc.status), dump_json(exc.to_body()), {"Content-Type": JSON_TYPE}, exc.code)
 
 
 def _sources(request: DecodedRequest, n: int) -> tuple[Source | None, ...]:

@@ -35,22 +35,15 @@ event sources deliver again; 4xx are permanent and answered (and recorded) once.
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Any
+
+from fnvision_common.errors import FnVisionError
 
 
-class PreprocessError(Exception):
+class PreprocessError(FnVisionError):
     """Base of all expected failures; carries the HTTP status and a stable snake_case code."""
 
     status: HTTPStatus = HTTPStatus.INTERNAL_SERVER_ERROR
     code: str = "internal_error"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-    def to_dict(self) -> dict[str, Any]:
-        """The `{"code", "message"}` object used in error bodies and per-item answers."""
-        return {"code": self.code, "message": self.message}
 
 
 class ConfigError(PreprocessError):

@@ -212,7 +212,7 @@ def _record_not_written(item: _Item, result: dict[str, Any], deps: Deps, call_id
         return
     # storage_unavailable (or anything unknown): not recorded, so the event must come again.
     item.error = StorageError(message)
-    item.answer.update(status="failed", error=item.error.to_dict())
+    item.answer.update(status="failed", error=item.error.detail())
 
 
 def _fail_if_retryable(items: list[_Item]) -> None:
@@ -366,7 +366,7 @@ def _fail(item: _Item, exc: PreprocessError, deps: Deps, call_id: str | None, *,
     """Mark an item failed; objects with a known version get their failure record."""
     item.error = exc
     item.tensor = None
-    item.answer.update(status="failed", error=exc.to_dict())
+    item.answer.update(status="failed", error=exc.detail())
     meta = (item.source or {}).get("metadata") or {}
     source = meta.get("source") or {}
     if isinstance(item.input, ObjectRef) and source.get("etag"):
@@ -382,7 +382,7 @@ def _record_failure(
     document = {
         "schema": FAILURE_SCHEMA,
         "source": source,
-        "error": exc.to_dict(),
+        "error": exc.detail(),
         "stage": stage,
         "call_id": call_id,
         "recorded_at": deps.now().isoformat().replace("+00:00", "Z"),
@@ -392,8 +392,8 @@ def _record_failure(
     except RecordRefusedError as err:
         # Permanent: a retry would be refused the same way. Logged as an error, not retried for ever.
         log.error("failure record refused by the store", extra={"key": key, "why": err.message})
-        return {"bucket": settings.results_bucket, "key": key, "status": "refused", "error": err.to_dict()}
+        return {"bucket": settings.results_bucket, "key": key, "status": "refused", "error": err.detail()}
     except StorageError as err:
         log.error("failure record not written", extra={"key": key, "why": err.message})
-        return {"bucket": settings.results_bucket, "key": key, "status": "error", "error": err.to_dict()}
+        return {"bucket": settings.results_bucket, "key": key, "status": "error", "error": err.detail()}
     return {"bucket": settings.results_bucket, "key": key, "status": status}
