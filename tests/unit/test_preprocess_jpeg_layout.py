@@ -61,3 +61,13 @@ def test_a_progressive_jpeg_over_the_budget_is_refused_before_decoding() -> None
     baseline = gen.encode(PHOTO.resize((1600, 1200)), "JPEG", subsampling=0)
     assert images.prepare(baseline, ModelInput.from_size(224), 40_000_000, max_decoded_bytes=needed - 1).tensor.shape
     assert images.open_image(data, 40_000_000, needed).size == (1600, 1200)
+
+
+def test_a_sequential_first_scan_without_every_component_means_more_scans() -> None:
+    data = bytearray(gen.encode(PHOTO, "JPEG", quality=90))
+    sos = data.index(b"\xff\xda")
+    assert data[sos + 4] == 3  # Pillow writes one interleaved scan of all three components
+    data[sos + 4] = 1  # as a non-interleaved file starts: its first scan holds one component
+    layout = jpeg_layout.read_layout(bytes(data))
+    assert layout is not None and not layout.progressive and layout.multi_scan
+    assert layout.coefficient_bytes() > 0

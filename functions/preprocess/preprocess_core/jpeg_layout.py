@@ -8,8 +8,9 @@ with more than one scan, cannot be: libjpeg keeps the DCT coefficients of the wh
 4:4:4 took 226 MiB more than baseline (this model says 233 MB), progressive 4:2:0 116 MiB (117 MB).
 That buffer must be in the decode budget, or a legal upload kills the container.
 
-Only the markers before the first scan are parsed (plus a search for a second scan marker, which
-entropy-coded data cannot contain: a 0xFF byte in it is always followed by 0x00 or a restart code).
+Only the markers up to the first scan header are parsed: no entropy-coded data is read, so the
+check costs microseconds whatever the file size. A progressive file always has several scans; a
+sequential one has several exactly when its first scan does not hold every component.
 """
 
 from __future__ import annotations
@@ -78,13 +79,13 @@ def read_layout(data: bytes) -> JpegLayout | None:
                 return None
             frame = (width, height, sampling, marker in _PROGRESSIVE)
         if marker == _SOS:
-            if frame is None:
+            if frame is None or not segment:
                 return None
-            after = pos + 2 + length
-            stop = data.find(b"\xff\xd9", after)
-            more = data.find(b"\xff\xda", after, stop if stop >= 0 else end) >= 0
             width, height, sampling, progressive = frame
-            return JpegLayout(width, height, sampling, progressive, multi_scan=more)
+            # Sequential mode puts each component in exactly one scan (ITU T.81 B.2.3): a first scan
+            # that holds fewer components than the frame means more scans follow.
+            multi_scan = progressive or segment[0] < len(sampling)
+            return JpegLayout(width, height, sampling, progressive, multi_scan)
         if marker == _EOI:
             return None
         pos += 2 + length
