@@ -101,6 +101,20 @@ def _required_names(requires_dist: Sequence[str]) -> set[str]:
     return names
 
 
+def _pip_for_image(python: str, subcommand: str, args: list[str], find_links: Sequence[Path], failure: str) -> None:
+    """`pip <subcommand> <args>` for the Fn image's Python and platform (wheels only); LockError on failure."""
+    platforms = [arg for tag in platform_tags() for arg in ("--platform", tag)]
+    command = [python, "-m", "pip", subcommand, "--quiet", "--no-input", "--disable-pip-version-check",
+               "--only-binary=:all:", "--implementation", "cp", "--python-version", IMAGE_PYTHON,
+               "--abi", "cp" + IMAGE_PYTHON.replace(".", ""), *platforms,
+               *[arg for folder in find_links for arg in ("--find-links", str(folder))], *args]
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PIP_TARGET", "PIP_REQUIRE_HASHES")}
+    done = subprocess.run(command, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        errors = [line for line in (done.stdout + done.stderr).splitlines() if line.startswith("ERROR")]
+        raise LockError(f"{failure}:\n" + "\n".join(errors or done.stderr.splitlines()[-10:]))
+
+
 def resolve(requirements_in: Path, constraints: Mapping[str, str] | None = None, *,
             python: str = sys.executable, find_links: Sequence[Path] = ()) -> list[Pin]:
     """Resolve `requirements_in` with pip for the Fn image; `constraints` are pins to keep if they fit.
@@ -114,21 +128,11 @@ def resolve(requirements_in: Path, constraints: Mapping[str, str] | None = None,
         report = Path(tmp) / "report.json"
         constraint_file = Path(tmp) / "constraints.txt"
         constraint_file.write_text("".join(f"{name}=={version}\n" for name, version in sorted(kept.items())))
-        platforms = [arg for tag in platform_tags() for arg in ("--platform", tag)]
-        command = [python, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet", "--no-input",
-                   "--disable-pip-version-check", "--target", str(Path(tmp) / "unused"), "--report", str(report),
-                   "--only-binary=:all:", "--implementation", "cp", "--python-version", IMAGE_PYTHON,
-                   "--abi", "cp" + IMAGE_PYTHON.replace(".", ""), *platforms,
-                   *[arg for folder in find_links for arg in ("--find-links", str(folder))],
-                   "-c", str(constraint_file), "-r", str(requirements_in)]
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PIP_TARGET", "PIP_REQUIRE_HASHES")}
-        done = subprocess.run(command, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              check=False)
-        if done.returncode != 0:
-            errors = [line for line in (done.stdout + done.stderr).splitlines() if line.startswith("ERROR")]
-            hint = " (a kept pin may be in the way: try --upgrade)" if kept else ""
-            raise LockError(f"{requirements_in}: pip could not resolve it for the Fn image{hint}:\n"
-                            + "\n".join(errors or done.stderr.splitlines()[-10:]))
+        hint = " (a kept pin may be in the way: try --upgrade)" if kept else ""
+        args = ["--dry-run", "--ignore-installed", "--target", str(Path(tmp) / "unused"), "--report", str(report),
+                "-c", str(constraint_file), "-r", str(requirements_in)]
+        failure = f"{requirements_in}: pip could not resolve it for the Fn image{hint}"
+        _pip_for_image(python, "install", args, find_links, failure)
         items = json.loads(report.read_text())["install"]
     packages = {canonical_name(i["metadata"]["name"]): i["metadata"] for i in items}
     parents: dict[str, set[str]] = {name: set() for name in packages}
@@ -177,19 +181,8 @@ def download_wheels(fn_dir: Path, *, python: str = sys.executable, find_links: S
     target = fn_dir / PIP_CACHE
     tmp = Path(tempfile.mkdtemp(prefix=".pip_cache-", dir=fn_dir))
     try:
-        platforms = [arg for tag in platform_tags() for arg in ("--platform", tag)]
-        command = [python, "-m", "pip", "download", "--quiet", "--no-input", "--disable-pip-version-check",
-                   "--no-deps", "--only-binary=:all:", "--implementation", "cp", "--python-version", IMAGE_PYTHON,
-                   "--abi", "cp" + IMAGE_PYTHON.replace(".", ""), *platforms,
-                   *[arg for folder in find_links for arg in ("--find-links", str(folder))],
-                   "-r", str(lock_file), "-d", str(tmp)]
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PIP_TARGET", "PIP_REQUIRE_HASHES")}
-        done = subprocess.run(command, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              check=False)
-        if done.returncode != 0:
-            errors = [line for line in (done.stdout + done.stderr).splitlines() if line.startswith("ERROR")]
-            raise LockError(f"{lock_file}: pip could not download every wheel for the Fn image:\n"
-                            + "\n".join(errors or done.stderr.splitlines()[-10:]))
+        _pip_for_image(python, "download", ["--no-deps", "-r", str(lock_file), "-d", str(tmp)], find_links,
+                       f"{lock_file}: pip could not download every wheel for the Fn image")
         shutil.rmtree(target, ignore_errors=True)
         os.rename(tmp, target)
     except BaseException:
