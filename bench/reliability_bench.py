@@ -39,12 +39,6 @@ PHASES = {
 }
 
 
-def _s3_event(bucket: str, key: str, etag: str) -> bytes:
-    record = {"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
-              "s3": {"bucket": {"name": bucket}, "object": {"key": key, "eTag": etag}}}
-    return json.dumps({"Records": [record]}).encode()
-
-
 def _inferred_images(function_log: Path) -> int:
     """Images predict ran inference on, from its `predicted` log lines."""
     total = 0
@@ -92,6 +86,7 @@ def burst(stack: Any, jpegs: list[bytes], n: int, concurrency: int, function_log
 
 def event_latency(stack: Any, keys: list[str], bucket: str = "images") -> dict[str, Any]:
     """Median ms of one storage event per key, sent straight to preprocess's /invoke."""
+    from triggers.events import ObjectRef, s3_records, to_body
     from triggers.invoker import HttpInvoker
 
     client = stack.seaweed.client()
@@ -100,7 +95,7 @@ def event_latency(stack: Any, keys: list[str], bucket: str = "images") -> dict[s
     for key in keys:
         etag = client.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
         started = time.perf_counter()
-        result = invoker.invoke(_s3_event(bucket, key, etag), "application/json")
+        result = invoker.invoke(to_body(s3_records([ObjectRef(bucket, key, etag)])), "application/json")
         times.append((time.perf_counter() - started) * 1000)
         statuses.append(json.loads(result.body)["predictions"][0]["status"])
     return {"median_ms": round(statistics.median(times), 2), "n": len(times),

@@ -11,7 +11,6 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote_plus
 
 import httpx
 import pytest
@@ -20,6 +19,7 @@ from fnvision_common.result_keys import LONG_FOLDER, MAX_KEY_BYTES, result_key
 
 from tests.data import preprocess_images as gen
 from tests.integration.chain import repo_app
+from triggers.events import ObjectRef, s3_records, to_body
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -44,16 +44,9 @@ def manifest(model_dir: Path) -> Manifest:
     return Manifest.read(model_dir)
 
 
-def s3_event(bucket: str, keys: list[str]) -> bytes:
-    recs = [
-        {
-            "eventSource": "aws:s3",
-            "eventName": "ObjectCreated:Put",
-            "s3": {"bucket": {"name": bucket}, "object": {"key": quote_plus(k, safe="/")}},
-        }
-        for k in keys
-    ]
-    return json.dumps({"Records": recs}).encode()
+def s3_event(bucket: str, keys: list[str], etags: dict[str, str] | None = None) -> bytes:
+    """An S3 notification for ``keys`` (with their ETags when given, as the stores send them)."""
+    return to_body(s3_records(ObjectRef(bucket, key, (etags or {}).get(key, "")) for key in keys))
 
 
 def long_key(total: int) -> str:
@@ -180,16 +173,11 @@ def test_duplicate_deliveries_are_answered_from_the_records_without_inference(
     s3.put_object(Bucket=bucket, Key=keys[-1], Body=b"plain text")
     etags = {k: s3.head_object(Bucket=bucket, Key=k)["ETag"].strip('"') for k in keys}
 
-    def event() -> bytes:  # as the stores send it: with the object's ETag
-        recs = [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
-                 "s3": {"bucket": {"name": bucket}, "object": {"key": k, "eTag": etags[k]}}} for k in keys]
-        return json.dumps({"Records": recs}).encode()
-
-    first = invoke(fl, http, event()).json()
+    first = invoke(fl, http, s3_event(bucket, keys, etags)).json()
     assert first["counts"]["ok"] == 5 and first["counts"]["failed"] == 1
     calls = predict_calls(fl)
     for _ in range(3):
-        again = invoke(fl, http, event()).json()
+        again = invoke(fl, http, s3_event(bucket, keys, etags)).json()
         assert again["counts"] == {**again["counts"], "done": 6, "ok": 0, "failed": 0, "predict_calls": 0}
         assert [p["status"] for p in again["predictions"]] == ["done"] * 6
         assert [p.get("result", p.get("failure"))["key"] for p in again["predictions"]] == [
