@@ -59,6 +59,15 @@ def check_object_key(key: str) -> bytes:
     return encoded
 
 
+def check_bucket_name(bucket: str) -> None:
+    """Refuse (``ResultKeyError``) a bucket name no store accepts: empty, over 255 characters, or with ``/``.
+
+    (S3 allows 63 characters, OCI 256; the slash matters here: it would shift every key's folders.)
+    """
+    if not bucket or "/" in bucket or len(bucket) > 255:
+        raise ResultKeyError(f"{bucket[:80]!r} is not a bucket name")
+
+
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 

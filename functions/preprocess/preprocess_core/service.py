@@ -30,7 +30,13 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-from fnvision_common.result_keys import ResultKeyError, check_object_key, failure_key, is_results_location
+from fnvision_common.result_keys import (
+    ResultKeyError,
+    check_bucket_name,
+    check_object_key,
+    failure_key,
+    is_results_location,
+)
 from fnvision_common.s3client import normalise_etag
 
 from . import decode_guard, images, metadata
@@ -354,8 +360,10 @@ def _prepare(inp: Input, deps: Deps, call_id: str | None, *, check_done: bool = 
 
 def _check_ref(ref: ObjectRef) -> None:
     """Refuse, as bad input, a reference no store can hold (before it becomes a retryable storage error)."""
-    if not ref.bucket or "/" in ref.bucket or len(ref.bucket) > 255:
-        raise BadEventError(f"{ref.bucket[:80]!r} is not a bucket name")
+    try:
+        check_bucket_name(ref.bucket)
+    except ResultKeyError as exc:
+        raise BadEventError(str(exc)) from exc
     try:
         check_object_key(ref.key)
     except ResultKeyError as exc:

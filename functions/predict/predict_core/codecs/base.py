@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from fnvision_common.result_keys import ResultKeyError, check_object_key
+from fnvision_common.result_keys import ResultKeyError, check_bucket_name, check_object_key
 from fnvision_common.s3client import normalise_etag
 
 from ..errors import (
@@ -185,8 +185,11 @@ def parse_sources(value: Any) -> tuple[Source | None, ...] | None:
                 check_object_key(parts["key"])
             except ResultKeyError as exc:
                 raise InvalidParameterError(f"sources[{i}].key names no object: {exc}") from exc
-        if "/" in parts["bucket"]:
-            raise InvalidParameterError(f"sources[{i}].bucket is not a bucket name: {parts['bucket'][:80]!r}")
+        if parts["bucket"]:
+            try:
+                check_bucket_name(parts["bucket"])
+            except ResultKeyError as exc:
+                raise InvalidParameterError(f"sources[{i}].bucket: {exc}") from exc
         metadata = entry.get("metadata")
         metadata = {} if metadata is None else metadata
         if not isinstance(metadata, dict):
