@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from fnvision_common import oip as wire
 from predict_core import codecs, service
 from predict_core.codecs.base import MAX_METADATA_DEPTH
 from predict_core.errors import DTypeError, RequestError, ValueRangeError
@@ -55,8 +56,8 @@ def _oip(tensor: dict[str, Any] | None = None, **doc: Any) -> dict[str, Any]:
 
 
 def _binary(header: dict[str, Any], tail: bytes = IMAGE.tobytes()) -> tuple[bytes, dict[str, str]]:
-    head = json.dumps(header).encode()
-    return head + tail, {"inference-header-content-length": str(len(head))}
+    body, head_len = wire.join(header, [tail])
+    return body, {"inference-header-content-length": str(head_len)}
 
 
 def _oip_bin(tensor_params: Any = None, **doc: Any) -> tuple[bytes, dict[str, str]]:

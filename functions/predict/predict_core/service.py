@@ -13,7 +13,7 @@ from typing import Any
 from . import codecs
 from .batch import to_batch
 from .classify import check_k, top_k
-from .codecs.base import JSON_TYPE, DecodedRequest, Source, dump_json
+from .codecs.base import DecodedRequest, Source, json_encoded
 from .errors import InvalidParameterError, PredictError, StorageUnavailableError
 from .model import LoadedModel
 from .results import FAILED, ResultStore, build_document, record
@@ -52,7 +52,8 @@ def _ms(start: float, end: float) -> float:
 
 def error_reply(exc: PredictError) -> Reply:
     """Return the JSON error body of contracts.md §6 with the error's real status."""
-    return Reply(int(exc.status), dump_json(exc.to_body()), {"Content-Type": JSON_TYPE}, exc.code)
+    encoded = json_encoded(exc.to_body())
+    return Reply(int(exc.status), encoded.body, encoded.headers, exc.code)
 
 
 def _sources(request: DecodedRequest, n: int) -> tuple[Source | None, ...]:

@@ -7,11 +7,10 @@ from typing import Any
 
 from ..errors import RequestError
 from .base import (
-    JSON_TYPE,
     Answer,
     DecodedRequest,
     Encoded,
-    dump_json,
+    json_encoded,
     json_tensor,
     parse_sources,
     parse_top_k,
@@ -48,4 +47,4 @@ def encode(answer: Answer, request: DecodedRequest) -> Encoded:
         "predictions": [{"id": "top_k", "fields": FIELDS, "values": values}],
         "fnvision": answer.native(),
     }
-    return Encoded(dump_json(doc), {"Content-Type": JSON_TYPE})
+    return json_encoded(doc)
