@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from fnvision_common.objects import ObjectRef
 from fnvision_common.result_keys import result_key
 from fnvision_common.s3client import is_precondition_failed, normalise_etag
 
 from triggers import loopback
-from triggers.events import ObjectRef
 
 
 def parse_refs(body: bytes, headers: Mapping[str, str]) -> list[ObjectRef]:
@@ -30,12 +30,12 @@ def parse_refs(body: bytes, headers: Mapping[str, str]) -> list[ObjectRef]:
     `preprocess_core.events.parse_request`, so `functions/preprocess` must be on `sys.path` (pytest's
     `pythonpath` puts it there, as the image's PYTHONPATH does). Raises preprocess's BadEventError.
     """
-    from preprocess_core.events import ObjectRef as ParsedRef
     from preprocess_core.events import parse_request
 
     request = parse_request(body, {k.lower(): v for k, v in headers.items()}, max_images=100_000)
+    # the version alone (ETag normalised), not what the event said: it compares with what was sent
     return [ObjectRef(item.bucket, item.key, normalise_etag(item.etag), item.size)
-            for item in request.inputs if isinstance(item, ParsedRef)]
+            for item in request.inputs if isinstance(item, ObjectRef)]
 
 
 @dataclass

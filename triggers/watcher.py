@@ -34,10 +34,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from fnvision_common.objects import ObjectRef
 from fnvision_common.result_keys import is_results_location
 from fnvision_common.s3client import normalise_etag
 
-from triggers.events import JSON, ObjectRef, oci_object_event, s3_records, to_body
+from triggers.events import JSON, oci_object_event, s3_records, to_body
 from triggers.inflight import InFlight
 from triggers.invoker import InvokeError, Invoker
 from triggers.snapshot import FileSnapshot, ObjectSnapshot, Snapshot, SnapshotStore
