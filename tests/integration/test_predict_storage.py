@@ -126,8 +126,8 @@ def test_savedmodel_tree_download_matches_manifest(
     seaweed: Any, s3: Any, new_bucket: Any, model_dir: Path, tmp_path: Path
 ) -> None:
     from fnvision_common.s3client import S3Settings, make_client
-    from predict_core.fetch import download_model
     from predict_core.manifest import artifact_for, parse, verify
+    from predict_core.model_download import download_model
 
     bucket = new_bucket("models")
     _upload_model(s3, bucket, "m/", model_dir)

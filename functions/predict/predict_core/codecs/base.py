@@ -261,7 +261,7 @@ def _stack(items: list[Any], what: str, cast: Callable[[npt.NDArray[Any]], npt.N
 
 
 def _to_float32(array: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
-    with np.errstate(over="ignore"):  # beyond float32 -> inf, refused as invalid_value by batch.to_batch
+    with np.errstate(over="ignore"):  # beyond float32 -> inf, refused as invalid_value by tensors.to_batch
         return array.astype(np.float32, copy=False)
 
 
