@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from fnlocal import protocol
 from fnlocal.config import Function
 from fnlocal.container import Container, LogSink
 from fnlocal.container import python_path as container_python_path
+from triggers import loopback
 
 COMMON = Path(__file__).resolve().parents[1] / "common"
 
@@ -204,16 +205,16 @@ class TriggerProxy:
         self.base_path = base_path.rstrip("/")
         self.sources = None if sources is None else {self.base_path + "/" + s.lstrip("/") for s in sources}
         self.requests: list[tuple[str, dict[str, str]]] = []
+        self.server: ThreadingHTTPServer | None = None
+
+    def _handler(self) -> type[loopback.Handler]:
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
+        class Handler(loopback.Handler):
             def do_POST(self) -> None:  # noqa: N802 - http.server naming
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = self.read_body()
                 if proxy.sources is not None and self.path.split("?")[0] not in proxy.sources:
-                    self._send(404, [("Content-Type", protocol.ERROR_CONTENT_TYPE)],
-                               protocol.error_body(protocol.MSG_TRIGGER_NOT_FOUND))
+                    self._fail(protocol.FnError(404, protocol.MSG_TRIGGER_NOT_FOUND))
                     return
                 headers = dict(protocol.strip_hop(self.headers.items()))
                 proxy.requests.append((self.path, headers))
@@ -221,39 +222,29 @@ class TriggerProxy:
                 reply = proxy.fn.call(body, headers, gateway=True, method=self.command, request_url=url)
                 error = protocol.map_container_status(reply.status)
                 if error is not None:  # the agent answers a failed call itself
-                    self._send(error.status, [("Content-Type", protocol.ERROR_CONTENT_TYPE)], error.body())
+                    self._fail(error)
                     return
                 status, out = protocol.trigger_response(reply.status, reply.headers.items())
-                self._send(status, out, reply.body)
+                self.answer(status, reply.body, out)
 
             do_GET = do_POST  # noqa: N815
 
-            def _send(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
-                self.send_response(status)
-                for key, value in headers:
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+            def _fail(self, error: protocol.FnError) -> None:
+                self.answer(error.status, error.body(), [("Content-Type", protocol.ERROR_CONTENT_TYPE)])
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        return Handler
 
     @property
     def url(self) -> str:
         """host:port/base (the form tritonclient wants: no scheme)."""
+        assert self.server is not None, "use it as a context manager"
         host, port = self.server.server_address[:2]
         return f"{host}:{port}{self.base_path}"
 
     def __enter__(self) -> TriggerProxy:
-        self.thread.start()
+        self.server = loopback.serve(self._handler(), "trigger-proxy")
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
+        loopback.close(self.server)
+        self.server = None

@@ -33,7 +33,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -304,12 +304,10 @@ class FilerAdapter:
         self.stop()
 
 
-def _handler_class(adapter: FilerAdapter) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
+def _handler_class(adapter: FilerAdapter) -> type[loopback.Handler]:
+    class Handler(loopback.Handler):
         def do_POST(self) -> None:  # noqa: N802 - stdlib name
-            data = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            data = self.read_body()
             if not adapter.authorized(self.headers.get("Authorization")):
                 self._answer(401, "bad token")
                 return
@@ -329,14 +327,6 @@ def _handler_class(adapter: FilerAdapter) -> type[BaseHTTPRequestHandler]:
             self._answer(status, what)
 
         def _answer(self, status: int, text: str) -> None:
-            body = json.dumps({"status": text}).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", JSON)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
+            self.answer(status, json.dumps({"status": text}).encode(), [("Content-Type", JSON)])
 
     return Handler

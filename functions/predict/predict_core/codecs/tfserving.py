@@ -9,15 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import RequestError
-from .base import (
-    Answer,
-    DecodedRequest,
-    Encoded,
-    json_encoded,
-    json_tensor,
-    parse_sources,
-    parse_top_k,
-)
+from .base import Answer, DecodedRequest, Encoded, json_encoded, json_tensor, parse_sources, parse_top_k
 from .leanjson import JsonTensor
 
 

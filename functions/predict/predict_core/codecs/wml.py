@@ -6,15 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import RequestError
-from .base import (
-    Answer,
-    DecodedRequest,
-    Encoded,
-    json_encoded,
-    json_tensor,
-    parse_sources,
-    parse_top_k,
-)
+from .base import Answer, DecodedRequest, Encoded, json_encoded, json_tensor, parse_sources, parse_top_k
 
 FIELDS = ["index", "label", "score"]
 
