@@ -15,7 +15,7 @@ from preprocess_core.errors import (
     ImageError,
     ImageTooLargeError,
     ObjectNotFoundError,
-    PredictError,
+    PredictCallError,
     PredictRejectedError,
     PredictTimeoutError,
     PredictUnavailableError,
@@ -52,7 +52,7 @@ class MemoryStore:
         if (bucket, key) not in self.objects:
             raise ObjectNotFoundError(f"{bucket}/{key}")
         data = self.objects[(bucket, key)]
-        return FetchedObject(data, f"etag-{key}", len(data), "image/jpeg", None)
+        return FetchedObject(data, f"etag-{key}", len(data), "image/jpeg")
 
     def delete(self, bucket: str, key: str) -> None:
         self.written.pop((bucket, key), None)
@@ -333,7 +333,7 @@ def test_parse_answer_forms() -> None:
     assert parse_answer(json.dumps(native(1)).encode() + b"\x00binary", str(len(json.dumps(native(1)))))
     with pytest.raises(PredictRejectedError):
         parse_answer(b'{"error": {"code": "invalid_shape", "message": "x"}}', None)
-    with pytest.raises(PredictError):  # predict's own server-side codes stay retryable
+    with pytest.raises(PredictCallError):  # predict's own server-side codes stay retryable
         parse_answer(b'{"error": {"code": "model_unavailable", "message": "x"}}', None)
 
 
@@ -398,9 +398,9 @@ def test_client_timeout_and_error_bodies_are_not_retried(predict_at: PredictAt) 
         ((422, {}, b'{"error": {"code": "invalid_shape", "message": "?"}}'), "rejected"),  # trigger pass-through
         ((200, {"fn-http-status": "400"}, b'{"error": {"code": "invalid_payload"}}'), "rejected"),
         ((413, {}, b"too big"), "rejected"),
-        ((500, {}, b'{"error": {"code": "internal_error"}}'), PredictError),
-        ((200, {"fn-http-status": "500"}, b'{"error": {"code": "config_error"}}'), PredictError),
-        ((200, {}, b"<html>proxy</html>"), PredictError),
+        ((500, {}, b'{"error": {"code": "internal_error"}}'), PredictCallError),
+        ((200, {"fn-http-status": "500"}, b'{"error": {"code": "config_error"}}'), PredictCallError),
+        ((200, {}, b"<html>proxy</html>"), PredictCallError),
     ],
 )
 def test_client_error_classes(reply: tuple[int, dict[str, str], bytes], outcome: Any, predict_at: PredictAt) -> None:

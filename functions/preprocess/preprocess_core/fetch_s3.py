@@ -45,7 +45,6 @@ class FetchedObject:
     etag: str
     size: int
     content_type: str | None
-    last_modified: str | None
 
 
 class S3Store:
@@ -113,13 +112,11 @@ class S3Store:
             raise StorageError(f"reading s3://{bucket}/{key} failed: {exc}") from exc
         finally:
             body.close()
-        modified = response.get("LastModified")
         return FetchedObject(
             data=b"".join(chunks),
             etag=normalise_etag(response.get("ETag")),
             size=total,
             content_type=response.get("ContentType"),
-            last_modified=modified.isoformat() if hasattr(modified, "isoformat") else None,
         )
 
     def list_names(self, bucket: str, prefix: str) -> set[str]:
