@@ -10,7 +10,6 @@ is logged with its traceback and answered as 500 ``internal_error`` (502 on ``/i
 from __future__ import annotations
 
 import io
-import json
 import logging
 import os
 import time
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fnvision_common import jsonlog
-from fnvision_common.fnedge import is_gateway, request_headers, respond
+from fnvision_common.fnedge import is_gateway, json_reply, request_headers, respond
 from preprocess_core import service
 from preprocess_core.done import ServedModel
 from preprocess_core.errors import ConfigError, PreprocessError
@@ -83,8 +82,7 @@ def _deps() -> service.Deps:
 
 
 def _respond(ctx: Any, status: int, document: dict[str, Any], gateway: bool) -> Any:
-    body = json.dumps(document, ensure_ascii=False, default=str)
-    return respond(ctx, status, body, {"Content-Type": "application/json"}, gateway)
+    return respond(ctx, json_reply(status, document), gateway)
 
 
 def handler(ctx: Any, data: io.BytesIO | None = None) -> Any:

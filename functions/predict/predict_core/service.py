@@ -10,26 +10,19 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
+from fnvision_common import fnedge
+from fnvision_common.fnedge import Reply
+
 from . import codecs
 from .batch import to_batch
 from .classify import check_k, top_k
-from .codecs.base import JSON_TYPE, DecodedRequest, Source, dump_json
+from .codecs.base import DecodedRequest, Source
 from .errors import InvalidParameterError, PredictError, StorageUnavailableError
 from .model import LoadedModel
 from .results import FAILED, ResultStore, build_document, record
 from .settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Reply:
-    """What the handler sends back: the real HTTP status (see fnstatus.wire_status for the wire)."""
-
-    status: int
-    body: bytes
-    headers: dict[str, str]
-    error_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -52,7 +45,7 @@ def _ms(start: float, end: float) -> float:
 
 def error_reply(exc: PredictError) -> Reply:
     """Return the JSON error body of contracts.md §6 with the error's real status."""
-    return Reply(int(exc.status), dump_json(exc.to_body()), {"Content-Type": JSON_TYPE}, exc.code)
+    return fnedge.error_reply(exc)
 
 
 def _sources(request: DecodedRequest, n: int) -> tuple[Source | None, ...]:
