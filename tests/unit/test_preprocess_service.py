@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -22,110 +21,13 @@ from preprocess_core.errors import (
     RefusedSourceError,
     StorageError,
     TooManyImagesError,
-    UnauthorizedError,
 )
 from preprocess_core.events import parse_request
-from preprocess_core.fetch_s3 import FetchedObject
-from preprocess_core.fetch_url import FetchedUrl
-from preprocess_core.predict_client import PredictAnswer, PredictClient, encode_request, parse_answer, split_batches
-from preprocess_core.settings import ModelInput, Settings
+from preprocess_core.predict_client import PredictClient, encode_request, parse_answer, split_batches
 
 from tests.data import preprocess_images as gen
+from tests.data.preprocess_fakes import CAT, FakePredictor, WritesFailFor, deps, records, run, store_of
 from tests.scripted_http import ScriptedServer
-
-CAT = gen.encode(gen.chelsea(), "JPEG", exif=gen.exif_bytes(gps=(10.5, 20.25)))
-MODEL = ModelInput.from_size(224)
-
-
-class MemoryStore:
-    """In-memory ObjectStore; `broken` keys fail to read, `writes_fail` makes every put fail (502)."""
-
-    def __init__(self, objects: dict[tuple[str, str], bytes]) -> None:
-        self.objects = objects
-        self.written: dict[tuple[str, str], dict[str, Any]] = {}
-        self.broken: set[str] = set()
-        self.writes_fail = False
-
-    def get(self, bucket: str, key: str, max_bytes: int) -> FetchedObject:
-        if key in self.broken:
-            raise StorageError(f"cannot read s3://{bucket}/{key}: connection reset")
-        if (bucket, key) not in self.objects:
-            raise ObjectNotFoundError(f"{bucket}/{key}")
-        data = self.objects[(bucket, key)]
-        return FetchedObject(data, f"etag-{key}", len(data), "image/jpeg")
-
-    def delete(self, bucket: str, key: str) -> None:
-        self.written.pop((bucket, key), None)
-
-    def list_names(self, bucket: str, prefix: str) -> set[str]:
-        return {k[len(prefix) :] for b, k in self.written if b == bucket and k.startswith(prefix)}
-
-    def put_if_absent(self, bucket: str, key: str, document: dict[str, Any]) -> str:
-        if self.writes_fail:
-            raise StorageError(f"cannot write s3://{bucket}/{key}: 503 SlowDown")
-        if (bucket, key) in self.written:
-            return "exists"
-        self.written[(bucket, key)] = document
-        return "created"
-
-
-class FakeFetcher:
-    def fetch(self, url: str, max_bytes: int) -> FetchedUrl:
-        return FetchedUrl(CAT, url, url, "image/jpeg", 0)
-
-
-class FakePredictor:
-    def __init__(self, fail: Exception | None = None, reject: PredictRejectedError | None = None) -> None:
-        self.calls: list[tuple[tuple[int, ...], list[Any], str | None]] = []
-        self.fail = fail
-        self.reject = reject
-
-    def predict(self, batch: np.ndarray, sources: list[Any], call_id: str | None) -> PredictAnswer:
-        if self.fail:
-            raise self.fail
-        assert batch.dtype == np.uint8
-        self.calls.append((batch.shape, sources, call_id))
-        if self.reject:
-            return PredictAnswer([{} for _ in sources], rejected=dict.fromkeys(range(len(sources)), self.reject))
-        preds = [{"top_k": [{"index": 281, "label": "tabby", "score": 0.5}]} for _ in sources]
-        for p, s in zip(preds, sources, strict=True):
-            if s and "bucket" in s:
-                p["result"] = {"bucket": "results", "key": f"{s['key']}/r.json", "status": "created"}
-        return PredictAnswer(preds, {"name": "m", "version": "1"})
-
-
-def deps(
-    objects: dict[tuple[str, str], bytes], predictor: FakePredictor | None = None, **settings: Any
-) -> service.Deps:
-    return service.Deps(
-        settings=replace(Settings(model=MODEL), **settings),
-        store=MemoryStore(objects),
-        fetcher=FakeFetcher(),
-        predictor=predictor or FakePredictor(),
-        now=lambda: datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
-    )
-
-
-def records(*keys: str) -> bytes:
-    recs = [
-        {
-            "eventSource": "aws:s3",
-            "eventName": "ObjectCreated:Put",
-            "s3": {"bucket": {"name": "images"}, "object": {"key": k, "eTag": f"etag-{k}"}},
-        }
-        for k in keys
-    ]
-    return json.dumps({"Records": recs}).encode()
-
-
-def run(body: bytes, d: service.Deps, headers: dict[str, str] | None = None) -> dict[str, Any]:
-    request = parse_request(body, headers or {"content-type": "application/json"}, max_images=d.settings.max_images)
-    return service.run(request, d, "call-1")
-
-
-def store_of(d: service.Deps) -> MemoryStore:
-    assert isinstance(d.store, MemoryStore)
-    return d.store
 
 
 def test_several_records_one_predict_call_and_a_failure_record() -> None:
@@ -289,15 +191,6 @@ def test_predict_failure_fails_the_whole_call() -> None:
         run(records("a.jpg"), deps({("images", "a.jpg"): CAT}, FakePredictor(PredictUnavailableError("down"))))
 
 
-def test_auth() -> None:
-    service.check_auth({}, "", gateway=True)
-    service.check_auth({}, "s3cret", gateway=False)  # fn invoke is authenticated by the platform
-    service.check_auth({"authorization": "Bearer s3cret"}, "s3cret", gateway=True)
-    for headers in ({}, {"authorization": "Bearer nope"}, {"authorization": "Basic s3cret"}):
-        with pytest.raises(UnauthorizedError):
-            service.check_auth(headers, "s3cret", gateway=True)
-
-
 # --- OIP v2 client ----------------------------------------------------------------------------
 
 
@@ -447,23 +340,6 @@ def test_client_splits_large_batches_and_keeps_order(predict_at: PredictAt) -> N
 def test_client_without_url() -> None:
     with pytest.raises(PredictUnavailableError):
         PredictClient("").predict(np.zeros((1, 8, 8, 3), np.uint8), [None], None)
-
-
-class WritesFailFor(FakePredictor):
-    """predict classified everything but could not write the result of the named keys."""
-
-    def __init__(self, failed: dict[str, str]) -> None:
-        super().__init__()
-        self.failed = failed
-
-    def predict(self, batch: np.ndarray, sources: list[Any], call_id: str | None) -> PredictAnswer:
-        answer = super().predict(batch, sources, call_id)
-        for p, s in zip(answer.predictions, sources, strict=True):
-            if s and s["key"] in self.failed:
-                code = self.failed[s["key"]]
-                error = {"code": code, "message": "x"}
-                p["result"] = {"bucket": "results", "key": "k", "status": "failed", "error": error}
-        return answer
 
 
 def test_a_result_the_store_refused_gets_a_failure_record_and_the_call_succeeds() -> None:

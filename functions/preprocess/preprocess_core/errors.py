@@ -1,9 +1,9 @@
 """Every error the preprocess function answers with: one tree, status and code fixed per class.
 
 This is the only place where a failure gets its HTTP status and stable code (docs/contracts.md §6);
-``func.py`` turns any ``PreprocessError`` into ``{"error": {"code", "message"}}`` with that status
-(anything else into 500 ``internal_error``); ``fnstatus.wire_status`` (synced from ``common/``) says
-what goes on the wire. Statuses >= 500 are *retryable*: on ``/invoke`` they fail the Fn call so that
+``edge.handle`` turns any ``PreprocessError`` into ``{"error": {"code", "message"}, "call_id"}`` with
+that status (anything else into 500 ``internal_error``); ``fnstatus.wire_status`` (in ``common/``)
+says what goes on the wire. Statuses >= 500 are *retryable*: on ``/invoke`` they fail the Fn call so that
 event sources deliver again; 4xx are permanent and answered (and recorded) once.
 
     PreprocessError (500 internal_error)

@@ -20,10 +20,9 @@ or a failed call that its event source delivers again):
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -50,7 +49,6 @@ from .errors import (
     RefusedSourceError,
     StorageError,
     TooLargeError,
-    UnauthorizedError,
 )
 from .events import Ignored, Input, ObjectRef, ParsedRequest, UrlRef
 from .fetch_s3 import FetchedObject
@@ -93,6 +91,8 @@ class Deps:
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     served_model: ServedModel = field(default_factory=lambda: ServedModel(ttl=0.0))
     """The model predict answers with (per hot container); ttl 0 turns the duplicate check off."""
+    init_ms: float = 0.0
+    """What building these took in the cold call (settings, S3 client): reported in that call's answer."""
 
 
 @dataclass
@@ -102,16 +102,6 @@ class _Item:
     error: PreprocessError | None = None
     tensor: npt.NDArray[np.uint8] | None = None
     source: dict[str, Any] | None = None
-
-
-def check_auth(headers: Mapping[str, str], token: str, gateway: bool) -> None:
-    """With AUTH_TOKEN set, HTTP-trigger calls must send `Authorization: Bearer <token>`."""
-    if not token or not gateway:
-        return
-    given = headers.get("authorization", "")
-    scheme, _, value = given.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
-        raise UnauthorizedError("missing or wrong `Authorization: Bearer` token")
 
 
 def describe(item: Input) -> dict[str, Any]:
