@@ -52,7 +52,7 @@ def _deps() -> Deps:
         jsonlog.configure("preprocess", "INFO")  # so that the config error itself is logged as JSON
         raise
     jsonlog.configure("preprocess", settings.log_level)
-    store = S3Store(settings.s3, settings.results_bucket, settings.results_prefix)
+    store = S3Store(settings.s3)
     init: dict[str, Any] = {"settings_ms": _ms(started)}
     if settings.s3.configured:
         init["s3_client"] = store.connect()

@@ -128,9 +128,11 @@ def records(*keys: str) -> bytes:
 
 
 def run(body: bytes, d: Deps, headers: dict[str, str] | None = None) -> dict[str, Any]:
-    """Parse ``body`` with the settings' limit (as ``edge.handle`` does), then run it."""
+    """Parse ``body`` with the settings' limits and results area (as ``edge.handle`` does), then run it."""
+    s = d.settings
+    results = (s.results_bucket, s.results_prefix)
     headers = headers or {"content-type": "application/json"}
-    return service.run(parse_request(body, headers, max_images=d.settings.max_images), d, "call-1")
+    return service.run(parse_request(body, headers, max_images=s.max_images, results=results), d, "call-1")
 
 
 def store_of(d: Deps) -> MemoryStore:

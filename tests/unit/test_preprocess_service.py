@@ -18,7 +18,6 @@ from preprocess_core.errors import (
     PredictRejectedError,
     PredictTimeoutError,
     PredictUnavailableError,
-    RefusedSourceError,
     StorageError,
     TooManyImagesError,
 )
@@ -155,16 +154,6 @@ def test_direct_single_request_raises_its_error_but_still_records_failure() -> N
     assert ("results", "images/bad.jpg/etag-bad.jpg/failure.json") in d.store.written  # type: ignore[attr-defined]
     with pytest.raises(ObjectNotFoundError):
         run(json.dumps({"bucket": "images", "key": "nope.jpg"}).encode(), d)
-
-
-def test_results_objects_are_ignored_for_events_and_refused_for_requests() -> None:
-    d = deps({("results", "x.json"): b"{}"})
-    out = run(
-        json.dumps({"Records": json.loads(records("x.json"))["Records"]}).replace('"images"', '"results"').encode(), d
-    )
-    assert out["predictions"] == [] and out["ignored"][0]["reason"] == "results_location"
-    with pytest.raises(RefusedSourceError):
-        run(json.dumps({"bucket": "results", "key": "x.json"}).encode(), d)
 
 
 def test_gps_only_with_store_gps() -> None:
@@ -360,11 +349,6 @@ def test_a_result_not_written_for_an_outage_fails_the_event_after_the_others() -
     with pytest.raises(StorageError, match="1 of 2 objects"):
         service.run(parse_request(records("a.jpg", "b.jpg"), {}), deps(objects, predictor), "C")
     assert len(predictor.calls) == 1, "b.jpg was classified (and recorded by predict) in the same call"
-
-
-def test_an_event_naming_only_impossible_keys_is_a_bad_event() -> None:
-    with pytest.raises(service.BadEventError, match="1024"):
-        service.run(parse_request(records("k" * 1025), {}), deps({}), "C")
 
 
 class Clock:

@@ -4,7 +4,8 @@ This is the one place where a failure becomes the call's answer (docs/contracts.
 ``PreprocessError`` → its status and ``{"error": {"code", "message"}, "call_id"}``, anything else →
 500 ``internal_error`` with the traceback in the log. Before any work, the edge checks the bearer
 token of HTTP-trigger calls (``AUTH_TOKEN``) and answers webhook liveness probes; the request is
-parsed with the settings' limits, and the cold call's answer tells what starting the container cost.
+parsed with the settings' limits and results area, and the cold call's answer tells what starting
+the container cost.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ def handle(call: Call, get_deps: Callable[[], service.Deps]) -> Reply:
             call.headers,
             max_images=settings.max_images,
             default_bucket=settings.input_bucket,
+            results=(settings.results_bucket, settings.results_prefix),
         )
         answer = service.run(request, deps, call.call_id)
     except PreprocessError as exc:

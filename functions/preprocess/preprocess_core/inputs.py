@@ -2,8 +2,9 @@
 
 The recognisers of ``events`` (dispatch, envelopes, direct requests, CloudEvents) and
 ``storage_events`` (S3/OCI/MinIO/SeaweedFS notifications) return these as a ``Found`` list, given the
-payload and its ``Context``; ``events.parse_request`` gathers them into one ``ParsedRequest``, which
-``service`` consumes.
+payload and its ``Context``; ``events.parse_request`` gathers them into one ``ParsedRequest``, where
+``admission`` has replaced each object reference that must not be read by a ``Refused`` (or an
+``Ignored``), and ``service`` consumes it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from .errors import PreprocessError
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,15 @@ class Upload:
     content_type: str | None = None
 
 
-Input = ObjectRef | UrlRef | Upload
+@dataclass(frozen=True)
+class Refused:
+    """An object reference refused where the request was parsed (``admission``): it fails alone, unread."""
+
+    ref: ObjectRef
+    error: PreprocessError
+
+
+Input = ObjectRef | UrlRef | Upload | Refused
 
 
 @dataclass(frozen=True)

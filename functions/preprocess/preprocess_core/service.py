@@ -29,13 +29,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-from fnvision_common.result_keys import (
-    ResultKeyError,
-    check_bucket_name,
-    check_object_key,
-    failure_key,
-    is_results_location,
-)
+from fnvision_common.result_keys import failure_key
 from fnvision_common.s3client import normalise_etag
 
 from . import decode_guard, images, metadata
@@ -46,11 +40,10 @@ from .errors import (
     ObjectNotFoundError,
     PreprocessError,
     RecordRefusedError,
-    RefusedSourceError,
     StorageError,
     TooLargeError,
 )
-from .events import Ignored, Input, ObjectRef, ParsedRequest, UrlRef
+from .events import Input, ObjectRef, ParsedRequest, Refused, UrlRef
 from .fetch_s3 import FetchedObject
 from .fetch_url import FetchedUrl
 from .predict_client import PredictAnswer
@@ -106,6 +99,8 @@ class _Item:
 
 def describe(item: Input) -> dict[str, Any]:
     """How an input is named in the answer."""
+    if isinstance(item, Refused):
+        item = item.ref
     if isinstance(item, ObjectRef):
         return {"bucket": item.bucket, "key": item.key}
     if isinstance(item, UrlRef):
@@ -117,17 +112,8 @@ def run(request: ParsedRequest, deps: Deps, call_id: str | None) -> dict[str, An
     """Process every input, call predict once per chunk of MAX_IMAGES (or per size cap), answer per item."""
     started = time.perf_counter()
     settings = deps.settings
-    ignored = list(request.ignored)
-    inputs: list[Input] = []
-    for inp in request.inputs:
-        if (
-            request.from_event
-            and isinstance(inp, ObjectRef)
-            and is_results_location(inp.bucket, inp.key, settings.results_bucket, settings.results_prefix)
-        ):
-            ignored.append(Ignored("results_location", inp.event_type, f"{inp.bucket}/{inp.key}"))
-            continue
-        inputs.append(inp)
+    ignored = request.ignored
+    inputs = request.inputs
 
     items: list[_Item] = []
     model: dict[str, Any] = {}
@@ -264,10 +250,9 @@ def _prepare(inp: Input, deps: Deps, call_id: str | None, *, check_done: bool = 
     item = _Item(input=inp, answer=describe(inp))
     source: dict[str, Any]
     try:
+        if isinstance(inp, Refused):
+            raise inp.error  # refused where the request was parsed (admission): never read
         if isinstance(inp, ObjectRef):
-            _check_ref(inp)
-            if is_results_location(inp.bucket, inp.key, settings.results_bucket, settings.results_prefix):
-                raise RefusedSourceError(f"s3://{inp.bucket}/{inp.key} is in the results area")
             done = _already_done(inp, deps) if check_done else None
             if done is not None:
                 item.answer.update(etag=normalise_etag(inp.etag), status="done", **done.to_answer())
@@ -346,18 +331,6 @@ def _prepare(inp: Input, deps: Deps, call_id: str | None, *, check_done: bool = 
         item.source = {"metadata": meta}
     item.tensor = prepared.tensor
     return item
-
-
-def _check_ref(ref: ObjectRef) -> None:
-    """Refuse, as bad input, a reference no store can hold (before it becomes a retryable storage error)."""
-    try:
-        check_bucket_name(ref.bucket)
-    except ResultKeyError as exc:
-        raise BadEventError(str(exc)) from exc
-    try:
-        check_object_key(ref.key)
-    except ResultKeyError as exc:
-        raise BadEventError(f"the event names no possible object in {ref.bucket!r}: {exc}") from exc
 
 
 def _fail(item: _Item, exc: PreprocessError, deps: Deps, call_id: str | None, *, stage: str) -> None:
