@@ -19,12 +19,12 @@ from typing import Any
 from fnvision_common import jsonlog
 from fnvision_common.fnedge import is_gateway, request_headers, respond
 from preprocess_core import edge
+from preprocess_core.deps import Deps
 from preprocess_core.done import ServedModel
 from preprocess_core.errors import ConfigError
 from preprocess_core.fetch_s3 import S3Store
 from preprocess_core.fetch_url import UrlFetcher
 from preprocess_core.predict_client import PredictClient
-from preprocess_core.service import Deps
 from preprocess_core.settings import MANIFEST_FILE, Settings
 
 log = logging.getLogger("preprocess")

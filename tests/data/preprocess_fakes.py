@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 from preprocess_core import service
+from preprocess_core.deps import Deps
 from preprocess_core.errors import ObjectNotFoundError, PredictRejectedError, StorageError
 from preprocess_core.events import parse_request
 from preprocess_core.fetch_s3 import FetchedObject
 from preprocess_core.fetch_url import FetchedUrl
 from preprocess_core.predict_client import PredictAnswer
-from preprocess_core.service import Deps
 from preprocess_core.settings import ModelInput, Settings
 
 from tests.data import preprocess_images as gen

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from fnvision_common.s3client import S3Settings
 from preprocess_core import service
+from preprocess_core.deps import Deps
 from preprocess_core.errors import ObjectNotFoundError, RefusedSourceError, TooLargeError
 from preprocess_core.events import parse_request
 from preprocess_core.fetch_s3 import S3Store
 from preprocess_core.fetch_url import UrlFetcher
 from preprocess_core.predict_client import PredictAnswer
-from preprocess_core.service import Deps
 from preprocess_core.settings import ModelInput, Settings
 
 from tests.data import preprocess_images as gen

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 from preprocess_core import edge
+from preprocess_core.deps import Deps
 from preprocess_core.errors import ConfigError, UnauthorizedError
-from preprocess_core.service import Deps
 
 from tests.data.preprocess_fakes import CAT, FakePredictor, deps, records
 

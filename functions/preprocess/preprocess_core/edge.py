@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from fnvision_common.fnedge import Reply, error_reply, is_gateway, json_reply
 
 from . import service
+from .deps import Deps
 from .errors import PreprocessError, UnauthorizedError
 from .events import parse_request
 
@@ -38,7 +39,7 @@ class Call:
     """The first call of its container, which builds the ``Deps``."""
 
 
-def handle(call: Call, get_deps: Callable[[], service.Deps]) -> Reply:
+def handle(call: Call, get_deps: Callable[[], Deps]) -> Reply:
     """Answer one call; never raises."""
     try:
         deps = get_deps()
