@@ -18,13 +18,9 @@ from typing import Any
 
 from fnvision_common import jsonlog
 from fnvision_common.fnedge import is_gateway, request_headers, respond
-from preprocess_core import edge
-from preprocess_core.deps import Deps
-from preprocess_core.done import ServedModel
+from preprocess_core import deps, edge
 from preprocess_core.errors import ConfigError
 from preprocess_core.fetch_s3 import S3Store
-from preprocess_core.fetch_url import UrlFetcher
-from preprocess_core.predict_client import PredictClient
 from preprocess_core.settings import MANIFEST_FILE, Settings
 
 log = logging.getLogger("preprocess")
@@ -37,7 +33,7 @@ def _ms(start: float) -> float:
 
 
 @functools.cache
-def _deps() -> Deps:
+def _deps() -> deps.Deps:
     """Settings and clients, built once per hot container, inside the first call (the cold one).
 
     The S3 client is built here when storage is configured (``S3Settings.configured``): the cold
@@ -58,28 +54,7 @@ def _deps() -> Deps:
         init["s3_client"] = store.connect()
     init["init_ms"] = _ms(started)
     log.info("initialised", extra=init)
-    return Deps(
-        settings=settings,
-        store=store,
-        fetcher=UrlFetcher(
-            allow_hosts=settings.url_allow_hosts,
-            connect_timeout=settings.url_connect_timeout,
-            read_timeout=settings.url_read_timeout,
-            total_timeout=settings.url_total_timeout,
-            max_redirects=settings.url_max_redirects,
-        ),
-        predictor=PredictClient(
-            settings.predict_url,
-            input_name=settings.model.name,
-            top_k=settings.top_k,
-            timeout=settings.predict_timeout,
-            attempts=settings.predict_attempts,
-            backoff=settings.predict_backoff,
-            max_request_bytes=settings.predict_max_request_bytes,
-        ),
-        served_model=ServedModel(settings.done_check_seconds),
-        init_ms=init["init_ms"],
-    )
+    return deps.build(settings, store, init_ms=init["init_ms"])
 
 
 def handler(ctx: Any, data: io.BytesIO | None = None) -> Any:
