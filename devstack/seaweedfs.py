@@ -1,7 +1,7 @@
 """Start and stop a SeaweedFS ``weed mini`` S3 server on loopback.
 
-Shared by ``make run`` / ``make serve`` and the tests' session fixture. The flags are the ones
-measured in ../shared/reference/local-infra.md §1.2: every port explicit (gRPC ports default to
+Shared by ``make run`` / ``make serve`` and the tests' session fixture. The flags come from
+measuring SeaweedFS here: every port explicit (gRPC ports default to
 HTTP+10000, so two instances would collide), loopback only, credentials always on (without them
 SeaweedFS disables auth and HTTPS uploads take a different code path), and
 ``-s3.allowDeleteBucketNotEmpty=false`` (the default deletes non-empty buckets recursively).

@@ -144,7 +144,7 @@ def _first_item(url: str, what: str) -> dict[str, object]:
 
 def invoke_endpoint(api_url: str, app: str, function: str) -> str:
     """Find a function's invoke URL through Fn's API as `fn invoke` does: the app by name, the function
-    by app id and name, then its `fnproject.io/fn/invokeEndpoint` annotation (fn-contract.md §3.5).
+    by app id and name, then its `fnproject.io/fn/invokeEndpoint` annotation (fn CLI `commands/invoke.go`).
     Works against a real Fn server and against a running fnlocal alike."""
     base = api_url.rstrip("/")
     app_item = _first_item(f"{base}/v2/apps?{urllib.parse.urlencode({'name': app})}", f"app {app!r}")

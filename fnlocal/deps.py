@@ -1,7 +1,7 @@
 """Each function's own packages, installed the way `fn build` does and cached between runs.
 
 `fn build` runs `pip3 install --target /python/ -r requirements.txt` and the container gets
-`PYTHONPATH=/function:/python` (fn-contract.md §3.4). fnlocal does the same once per distinct
+`PYTHONPATH=/function:/python` (its generated Dockerfile, `tests/fncli.py`). fnlocal does the same once per distinct
 requirements.txt (and Python): `<python> -m pip install --target <cache>/<key>/ -r requirements.txt`,
 where `<key>` is the sha256 of the file's bytes and the Python version. The install goes to a temp dir
 that is renamed into place, under a per-key lock file, so parallel starts (threads or processes) install

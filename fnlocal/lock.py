@@ -1,7 +1,7 @@
 """Lock a function's dependencies for its Fn image: `requirements.in` -> `requirements.txt`, every package pinned.
 
 `fn build` runs `pip3 install --target /python/ -r requirements.txt` in `fnproject/python:3.11-dev`
-(Oracle Linux 8: CPython 3.11, glibc 2.28, x86-64; fn-contract.md §3.4) and cannot be told to do
+(Oracle Linux 8: CPython 3.11, glibc 2.28, x86-64; fnproject/fdk-python's runtime image) and cannot be told to do
 otherwise, so requirements.txt itself has to be the lock: the full transitive set, `name==version`
 each, or an image built next month gets that month's botocore. fnlocal installs the same file.
 

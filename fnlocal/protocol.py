@@ -1,6 +1,7 @@
 """The Fn agent's wire rules, as pure functions: ids, deadlines, header rewrites, error bodies.
 
-Sources: fn-contract.md §2.3 (request to the container), §2.5 (status mapping), §2.8 (HTTP triggers).
+Sources (fnproject/fn v0.3.753): `api/agent/agent.go` (the request to the container, the status mapping),
+`api/server/runner_httptrigger.go` (HTTP triggers); fnlocal/README.md says what fnlocal mirrors.
 Headers are lists of `(name, value)` pairs so that repeated headers survive.
 """
 
@@ -65,7 +66,7 @@ class FnError(Exception):
 
 def error_body(message: str) -> bytes:
     """Return Fn's error body for a message: `{"message":"..."}` and a newline, as Fn's `WriteError`
-    writes it with Go's `json.NewEncoder(w).Encode` (real-fn.md: `{"message":"Fn not found"}` + newline)."""
+    writes it with Go's `json.NewEncoder(w).Encode` (a real Fn server: `{"message":"Fn not found"}` + newline)."""
     return json.dumps({"message": message}, separators=(",", ":")).encode() + b"\n"
 
 

@@ -27,11 +27,11 @@ DETACHED_ACCEPT = "accept"
 """Detached `/invoke` answered 202 at once, the call runs on: OCI Functions, Fn's LB/runner-pool setup."""
 DETACHED_WAIT = "wait"
 """Detached `/invoke` run to the end, then 200 with no body (or the call's error): a single self-hosted
-Fn server (fnserver 0.3.753, real-fn.md), whose DetachedResponseWriter drops the body and whose
+Fn server (fnserver 0.3.753, observed), whose DetachedResponseWriter drops the body and whose
 function's own status overwrites the 202 it starts with."""
 DETACHED_MODES = (DETACHED_ACCEPT, DETACHED_WAIT)
 INVOKE_ENDPOINT_ANNOTATION = "fnproject.io/fn/invokeEndpoint"
-"""The function annotation `fn invoke` reads its URL from (fn-contract.md §2.7)."""
+"""The function annotation `fn invoke` reads its URL from (fnproject/fn `fn_annotator.go`)."""
 
 
 class _BadRequest(ValueError):

@@ -2,7 +2,7 @@
 
 Sources (all offline): scikit-image's ``skimage/data``, matplotlib's ``grace_hopper.jpg`` and
 scikit-learn's ``china.jpg`` / ``flower.jpg``. Expectations are the ones that hold for both
-EfficientNet-Lite0 and MobileNetV2 (``/work/shared/reference/model.md`` section 3). Packages are
+EfficientNet-Lite0 and MobileNetV2 (both candidate models were run on every photo). Packages are
 located with ``importlib.util.find_spec`` so that nothing heavy (sklearn, matplotlib) is imported.
 """
 

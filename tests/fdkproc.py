@@ -164,14 +164,30 @@ class FdkProcess:
             status, out, data = self.container.post_call(sent, body, self.call_timeout)
         return FdkReply(status, {k.lower(): v for k, v in out}, data)
 
+    def _settled_lines(self, quiet_s: float = 0.05, most_s: float = 2.0) -> list[str]:
+        """The output lines once the pump thread has caught up: no new line for ``quiet_s``.
+
+        The process writes a call's log lines before its answer, but the container's pump thread
+        reads the pipe on its own; without this a test may look before the line has arrived.
+        """
+        deadline = time.monotonic() + most_s
+        seen = len(self._output.lines)
+        while time.monotonic() < deadline:
+            time.sleep(quiet_s)
+            now = len(self._output.lines)
+            if now == seen:
+                break
+            seen = now
+        return list(self._output.lines)
+
     def stderr(self) -> str:
         """Everything the process wrote so far (stdout and stderr)."""
-        return "\n".join(self._output.lines)
+        return "\n".join(self._settled_lines())
 
     def json_logs(self) -> list[dict[str, Any]]:
         """The JSON log lines written so far (other lines are skipped)."""
         lines: list[dict[str, Any]] = []
-        for line in self._output.lines:
+        for line in self._settled_lines():
             if line.startswith("{"):
                 try:
                     lines.append(json.loads(line))

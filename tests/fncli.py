@@ -5,8 +5,8 @@ and `fn build` honest use these faithful copies of the rules that matter:
 
 * `walk_func_files(root)`: which func files `fn deploy --all` deploys (cli `common/walker.go`).
 * `DockerIgnore`: which files of a function folder reach the image (`.dockerignore`, Docker's rules).
-* `GENERATED_DOCKERFILE`: the Dockerfile `fn build` writes for `runtime: python3.11` (fn-contract.md
-  §3.4, cli `common/common.go` `writeTmpDockerfileV20180708` + `langs/python.go`), and
+* `GENERATED_DOCKERFILE`: the Dockerfile `fn build` writes for `runtime: python3.11` (cli
+  `common/common.go` `writeTmpDockerfileV20180708` + `langs/python.go`), and
   `context_files_needed()`: the build-context files its ADD/COPY lines name.
 """
 
@@ -156,7 +156,7 @@ RUN chmod -R o+r /function
 ENV PYTHONPATH=/function:/python
 ENTRYPOINT ["/python/bin/fdk", "/function/func.py", "handler"]
 """
-"""fn-contract.md §3.4 verbatim: `runtime: python3.11` with a requirements.txt, no `.pip_cache/`, no
+"""The fn CLI 0.6.63's output, verbatim: `runtime: python3.11` with a requirements.txt, no `.pip_cache/`, no
 `setup.py` (either would add lines) and no Dockerfile of the function's own."""
 
 OFFLINE_DOCKERFILE = GENERATED_DOCKERFILE.replace(

@@ -1,4 +1,4 @@
-"""Build the event bodies the sources send to preprocess (shapes: fn-contract.md §4).
+"""Build the event bodies the sources send to preprocess (shapes: the samples in tests/data/events/).
 
 * OCI Events `createobject` / `updateobject`: CloudEvents **0.1** envelope, object name plain (not
   URL-encoded), bucket in `data.additionalDetails.bucketName`. One object per event.

@@ -10,11 +10,11 @@ other answer is final and returned as an `InvokeResult`: a 4xx from an HTTP trig
 function looked at the event and refused it (a failure record is its business), which is
 delivered, not lost.
 
-Detached calls (`Fn-Invoke-Type: detached` on an invoke endpoint, fn-contract.md §2.7) are answered
+Detached calls (`Fn-Invoke-Type: detached` on an invoke endpoint; fnproject/fn `runner_fninvoke.go`) are answered
 without the function's answer, in one of two ways: OCI Functions (and fnlocal by default) answer 202
 at once and run the function later; a self-hosted Fn server runs the function first and then answers
 200 with an empty body (its detached response writer drops the body, and the function's 200
-overwrites the 202; real-fn.md, fnlocal's `detached="wait"`). Either answer only says the call was
+overwrites the 202; observed on fnserver 0.3.753, fnlocal's `detached="wait"`). Either answer only says the call was
 *submitted*, not how the function fared; a failure on a self-hosted server comes back as for a sync
 call (502, retried here). An HTTP trigger ignores the header: its calls are synchronous.
 """

@@ -1,11 +1,11 @@
 """The AWS notification path, locally: moto S3 → SNS (http) or SQS → preprocess.
 
 For tests only (moto is a dev dependency): the S3 `Records` that reach preprocess are produced by
-moto's S3 notification code, not written by us. Facts (local-infra.md §1.6): moto POSTs to an SNS
-`http` subscriber synchronously inside the S3 PUT and swallows errors (no retry); the SNS envelope
-is `{"Type": "Notification", "Message": "<JSON string>", ...}` sent as `text/plain`; the first
-message after configuring a bucket is an `s3:TestEvent` without `Records`; keys are `quote_plus`
-encoded including `/` (`in%2Fcat.jpg`); a multipart upload gives two events.
+moto's S3 notification code, not written by us. Facts (moto's code, checked against its server):
+moto POSTs to an SNS `http` subscriber synchronously inside the S3 PUT and swallows errors (no
+retry); the SNS envelope is `{"Type": "Notification", "Message": "<JSON string>", ...}` sent as
+`text/plain`; the first message after configuring a bucket is an `s3:TestEvent` without `Records`;
+keys are `quote_plus` encoded including `/` (`in%2Fcat.jpg`); a multipart upload gives two events.
 
 * `MotoServer`: `ThreadedMotoServer` on 127.0.0.1 and a free port; `.client("s3" | "sns" | "sqs")`.
 * `SnsForwarder`: the `http` subscriber. Confirms a subscription if asked (GET `SubscribeURL`), and

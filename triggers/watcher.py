@@ -1,4 +1,4 @@
-"""Bucket watcher for S3-compatible stores without notifications (strategy C, local-infra.md §3).
+"""Bucket watcher for S3-compatible stores without bucket notifications (such as SeaweedFS's S3 API).
 
 Every poll lists the whole bucket (or a prefix) and compares it with a persisted `{key: ETag}`
 snapshot. Checkpoints on "greatest key" or "newest LastModified" miss most uploads (keys are not

@@ -83,4 +83,4 @@ def handler(ctx: Any, data: io.BytesIO | None = None) -> Any:
         log.error("call failed", extra={"code": exc.code, "error": exc.message})
         reply = service.error_reply(exc)
     release_after_call(len(body))  # a big body: its memory goes back to the system after the response
-    return respond(ctx, reply.status, reply.body, reply.headers, is_gateway(headers))
+    return respond(ctx, reply, is_gateway(headers))

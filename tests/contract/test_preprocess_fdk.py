@@ -299,7 +299,7 @@ def test_unexpected_exception_is_answered_as_internal_error(
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise KeyError("a bug")
 
-    monkeypatch.setattr(module.service, "run", boom)
+    monkeypatch.setattr(module.edge.service, "run", boom)
     monkeypatch.setattr(module.jsonlog, "configure", lambda *a, **k: None)  # keep pytest's logging as is
 
     async def call(gateway: bool) -> tuple[Any, int, Any]:

@@ -29,7 +29,7 @@ def test_accept_mode_acknowledges_with_202_before_the_function_ran(fnlocal_facto
 
 def test_wait_mode_acknowledges_with_an_empty_200_after_the_function_ran(
         fnlocal_factory: Callable[..., FnLocal]) -> None:
-    fl = fnlocal_factory(detached="wait")  # a self-hosted Fn server's behaviour (real-fn.md)
+    fl = fnlocal_factory(detached="wait")  # a self-hosted Fn server's behaviour (fnlocal/README.md)
     invoker = HttpInvoker(fl.invoke_url("demo", "sleeper"), max_attempts=1)
     result = invoker.invoke(b"0.3", "text/plain", detached=True)
     assert (result.status, result.body, result.ok) == (200, b"", True) and result.elapsed_s >= 0.3

@@ -38,7 +38,7 @@ def test_container_gets_the_agent_request_and_environment(fnlocal_factory, http:
                      headers={"Content-Type": "application/json", "X-Custom": "abc"})
     info = resp.json()
     headers = info["headers"]
-    # §2.3: the client's headers as-is (unprefixed), plus Fn-Call-Id and an RFC 3339 Fn-Deadline.
+    # Fn's agent (`agent.go`): the client's headers as-is (unprefixed), plus Fn-Call-Id and an RFC 3339 Fn-Deadline.
     assert headers["x-custom"] == "abc" and headers["content-type"] == "application/json"
     assert headers["fn-call-id"] == resp.headers["Fn-Call-Id"] == info["call_id"]
     assert info["deadline"].endswith("Z") and len(info["deadline"]) == 20
@@ -72,7 +72,7 @@ def test_chunked_request_body(fl: FnLocal, http: httpx.Client) -> None:
 
 def test_custom_status_is_lost_on_invoke(fl: FnLocal, http: httpx.Client) -> None:
     resp = http.post(fl.invoke_url("demo", "echo"), headers={"X-Echo-Status": "201"})
-    assert resp.status_code == 200  # the fdk enforces 200/502/504 (§1.8)
+    assert resp.status_code == 200  # the fdk enforces 200/502/504 (`FN_ENFORCED_RESPONSE_CODES`)
 
 
 def test_handler_exception_is_function_failed_and_container_kept(fl: FnLocal, http: httpx.Client) -> None:
@@ -87,7 +87,7 @@ def test_handler_exception_is_function_failed_and_container_kept(fl: FnLocal, ht
 
 
 def test_trigger_rewrites_request_and_response(fl: FnLocal, http: httpx.Client) -> None:
-    """Compare with fn-contract.md §2.8 both ways."""
+    """Fn's HTTP-trigger rewrite, both ways (fnlocal/README.md "HTTP API"; fnproject/fn `ServeHTTPTrigger`)."""
     url = fl.trigger_url("demo", "/echo") + "?q=1"
     resp = http.request("PUT", url, content=b'{"a":1}', headers={
         "Content-Type": "application/json", "X-Custom": "abc", "X-Echo-Status": "201",
@@ -129,7 +129,8 @@ def test_unknown_app_function_trigger_are_fn_404s(fl: FnLocal, http: httpx.Clien
                                                    message: str) -> None:
     resp = http.request(method, fl.url + path)
     assert resp.status_code == 404
-    # real-fn.md: `{"message":"Fn not found"}` plus Go's json.Encoder newline, and no call, so no Fn-Call-Id
+    # as a real Fn server (fnserver 0.3.753): `{"message":"Fn not found"}` plus Go's json.Encoder newline,
+    # and no call, so no Fn-Call-Id
     assert resp.content == b'{"message":"%s"}\n' % message.encode()
     assert resp.headers["Content-Type"] == "application/json; charset=utf-8"
     assert "Fn-Call-Id" not in resp.headers
@@ -168,7 +169,8 @@ def test_detached_call_returns_202_and_runs_on(fl: FnLocal, http: httpx.Client) 
 
 
 def test_detached_wait_mode_answers_like_a_self_hosted_fn_server(fnlocal_factory, http: httpx.Client) -> None:
-    # real-fn.md: the call runs to completion, then 200 with an empty body; a failure answers as a sync call
+    # as a self-hosted Fn server (fnserver 0.3.753): the call runs to completion, then 200 with an empty body;
+    # a failure answers as a sync call
     fl = fnlocal_factory(detached="wait")
     url = fl.invoke_url("demo", "echo")
     resp = http.post(url, content=b"x", headers={"Fn-Invoke-Type": "detached"})

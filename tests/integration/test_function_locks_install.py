@@ -20,7 +20,7 @@ from tests.integration.fnlocal_helpers import DEPS_DIR, REPO
 pytestmark = pytest.mark.integration
 
 FDK_UNUSED_MODULES = ("Cython", "pytest", "pytest_asyncio", "pbr", "iso8601", "wheel")
-"""fdk 0.1.128's declared dependencies, which its runtime code never imports (fn-contract.md §0)."""
+"""fdk 0.1.128's declared dependencies, which its runtime code never imports (README.md, "Deploying")."""
 
 
 def _installed(target: Path) -> dict[str, str]:

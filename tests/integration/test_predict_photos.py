@@ -1,6 +1,6 @@
 """Real photos shipped in packages are classified correctly, and the LiteRT and TensorFlow engines agree.
 
-Expectations per photo come from modelbuild.photos (model.md §3): chelsea top-1 in {281,282,285},
+Expectations per photo come from modelbuild.photos: chelsea top-1 in {281,282,285},
 coffee 967 with p > 0.9, camera 872, motorcycle_left 665, china 698, grace_hopper top-5 has 652
 and 667, rocket top-5 has 657 and 812.
 """

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from fnvision_common.s3client import S3Settings
 from preprocess_core import service
+from preprocess_core.deps import Deps
 from preprocess_core.errors import ObjectNotFoundError, RefusedSourceError, TooLargeError
 from preprocess_core.events import parse_request
 from preprocess_core.fetch_s3 import S3Store
@@ -26,7 +27,7 @@ KEYS = ["plain.jpg", "in/my cat.jpg", "a+b.jpg", "ünï/猫 photo.jpg", "x/%2F/1
 
 @pytest.fixture
 def store(seaweed: Any) -> S3Store:
-    return S3Store(S3Settings.from_env(seaweed.env()), "results", "")
+    return S3Store(S3Settings.from_env(seaweed.env()))
 
 
 @pytest.mark.parametrize("key", KEYS)
@@ -45,8 +46,12 @@ def test_missing_too_large_and_results_area(store: S3Store, s3: Any, new_bucket:
     s3.put_object(Bucket=bucket, Key="big.jpg", Body=b"\x00" * 5000)
     with pytest.raises(TooLargeError):
         store.get(bucket, "big.jpg", 4999)
+    # The results area is refused where the request is parsed (admission), before the store is asked
+    # (which would answer object_not_found).
+    request = parse_request(b'{"bucket": "results", "key": "anything.json"}', {}, results=("results", ""))
+    deps = Deps(settings=SETTINGS, store=store, fetcher=UrlFetcher(), predictor=CountingPredictor())
     with pytest.raises(RefusedSourceError):
-        store.get("results", "anything.json", 1000)
+        service.run(request, deps, "c0")
 
 
 def test_put_if_absent_never_overwrites(store: S3Store, s3: Any) -> None:
@@ -82,7 +87,7 @@ def test_event_batch_with_a_bad_object_writes_its_failure_record(store: S3Store,
         for k in keys
     ]
     predictor = CountingPredictor()
-    deps = service.Deps(settings=SETTINGS, store=store, fetcher=UrlFetcher(), predictor=predictor)
+    deps = Deps(settings=SETTINGS, store=store, fetcher=UrlFetcher(), predictor=predictor)
     out = service.run(
         parse_request(json.dumps({"Records": records}).encode(), {"content-type": "application/json"}), deps, "c1"
     )

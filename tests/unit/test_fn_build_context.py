@@ -1,4 +1,4 @@
-"""What `fn build` puts in each function's image: its generated Dockerfile (fn-contract.md §3.4) over the
+"""What `fn build` puts in each function's image: its generated Dockerfile (fn CLI 0.6.63) over the
 function folder minus `.dockerignore`, read with Docker's rules (tests/fncli.py)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The Fn agent's wire rules in fnlocal.protocol, checked against fn-contract.md §2.3, §2.5, §2.8."""
+"""The Fn agent's wire rules in fnlocal.protocol, checked against fnproject/fn v0.3.753's (fnlocal/README.md)."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def test_call_headers_are_the_inbound_ones_plus_the_agent_s_id_and_deadline() ->
 
 
 def test_trigger_request_rewrite_matches_fn_table() -> None:
-    """§2.8: every header -> Fn-Http-H-*, except Content-Type; plus method, URL and intent."""
+    """Fn's `ServeHTTPTrigger`: every header -> Fn-Http-H-*, except Content-Type; plus method, URL and intent."""
     client = [("Host", "localhost:8080"), ("User-Agent", "curl/8.0"), ("Accept", "*/*"),
               ("Content-Type", "application/json"), ("X-Multi", "a"), ("X-Multi", "b"),
               ("Connection", "close")]

@@ -1,4 +1,4 @@
-"""Event builders: the exact shapes of fn-contract.md §4 (OCI CloudEvents 0.1, AWS S3 Records)."""
+"""Event builders: the exact shapes of the samples in tests/data/events/ (OCI CloudEvents 0.1, AWS S3 Records)."""
 
 from __future__ import annotations
 

@@ -10,8 +10,11 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
+from fnvision_common import fnedge
+from fnvision_common.fnedge import Reply
+
 from . import codecs
-from .codecs.base import DecodedRequest, Source, json_encoded
+from .codecs.base import DecodedRequest, Source
 from .errors import InvalidParameterError, PredictError, StorageUnavailableError
 from .model import LoadedModel
 from .results import FAILED, ResultStore, build_document, record
@@ -20,15 +23,6 @@ from .tensors import to_batch
 from .topk import check_k, top_k
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Reply:
-    """What the handler sends back: the real HTTP status (see fnstatus.wire_status for the wire)."""
-
-    status: int
-    body: bytes
-    headers: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -51,8 +45,7 @@ def _ms(start: float, end: float) -> float:
 
 def error_reply(exc: PredictError) -> Reply:
     """Return the JSON error body of contracts.md §6 with the error's real status."""
-    encoded = json_encoded(exc.to_body())
-    return Reply(int(exc.status), encoded.body, encoded.headers)
+    return fnedge.error_reply(exc)
 
 
 def _sources(request: DecodedRequest, n: int) -> tuple[Source | None, ...]:

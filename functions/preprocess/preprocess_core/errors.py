@@ -1,9 +1,9 @@
 """Every error the preprocess function answers with: one tree, status and code fixed per class.
 
 This is the only place where a failure gets its HTTP status and stable code (docs/contracts.md §6);
-``func.py`` turns any ``PreprocessError`` into ``{"error": {"code", "message"}}`` with that status
-(anything else into 500 ``internal_error``); ``fnstatus.wire_status`` (synced from ``common/``) says
-what goes on the wire. Statuses >= 500 are *retryable*: on ``/invoke`` they fail the Fn call so that
+``edge.handle`` turns any ``PreprocessError`` into ``{"error": {"code", "message"}, "call_id"}`` with
+that status (anything else into 500 ``internal_error``); ``fnstatus.wire_status`` (in ``common/``)
+says what goes on the wire. Statuses >= 500 are *retryable*: on ``/invoke`` they fail the Fn call so that
 event sources deliver again; 4xx are permanent and answered (and recorded) once.
 
     PreprocessError (500 internal_error)
@@ -27,7 +27,8 @@ event sources deliver again; 4xx are permanent and answered (and recorded) once.
     ├── RecordRefusedError          422 record_refused      (the store refused a write with a 4xx
     │                                                         no retry changes: permanent)
     ├── PredictRejectedError        422 predict_rejected    (predict refused the images: permanent)
-    └── PredictError                502 predict_failed      (predict failed server-side / bad answer)
+    └── PredictCallError            502 predict_failed      (calling predict failed: server-side error or
+        │                                                     an answer that is not predict's)
         ├── PredictUnavailableError 502 predict_unavailable (retries exhausted)
         └── PredictTimeoutError     504 predict_timeout
 """
@@ -139,15 +140,17 @@ class PredictRejectedError(PreprocessError):
     code = "predict_rejected"
 
 
-class PredictError(PreprocessError):
+class PredictCallError(PreprocessError):
+    """Calling predict failed (not predict's own ``PredictError``, which is any error predict answers)."""
+
     status = HTTPStatus.BAD_GATEWAY
     code = "predict_failed"
 
 
-class PredictUnavailableError(PredictError):
+class PredictUnavailableError(PredictCallError):
     code = "predict_unavailable"
 
 
-class PredictTimeoutError(PredictError):
+class PredictTimeoutError(PredictCallError):
     status = HTTPStatus.GATEWAY_TIMEOUT
     code = "predict_timeout"

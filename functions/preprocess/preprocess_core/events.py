@@ -38,7 +38,8 @@ A call is ``from_event`` when its format is an event format (every one but ``mul
 and ``request``), or, for a JSON list, when any element's is: events are answered per item and are not
 limited to ``MAX_IMAGES``. Envelopes and lists nest at most 5 deep. Storage notifications are parsed
 by ``storage_events`` (where keys are decoded per source), envelopes are unwrapped by ``envelopes``,
-and the input types live in ``inputs`` (re-exported here). Malformed bodies — invalid or too deeply
+and the input types live in ``inputs`` (re-exported here); ``admission`` then refuses, once, the object
+references that must not be read (no possible name, or in the results area). Malformed bodies — invalid or too deeply
 nested JSON, wrong JSON types at any level — are a ``BadEventError`` (400 ``bad_event``), never a crash.
 """
 
@@ -50,9 +51,9 @@ from typing import Any, NamedTuple
 
 from fnvision_common.objects import ObjectRef
 
-from . import envelopes, multipart, storage_events
+from . import admission, envelopes, multipart, storage_events
 from .errors import BadEventError, TooManyImagesError
-from .inputs import Context, Found, Ignored, Input, ParsedRequest, Upload, UrlRef
+from .inputs import Context, Found, Ignored, Input, ParsedRequest, Refused, Upload, UrlRef
 from .storage_events import OCI_CREATE_TYPES, OCI_PREFIX
 
 __all__ = [
@@ -65,6 +66,7 @@ __all__ = [
     "Input",
     "ObjectRef",
     "ParsedRequest",
+    "Refused",
     "Upload",
     "UrlRef",
     "looks_like_image",
@@ -96,12 +98,19 @@ class Parsed(NamedTuple):
 
 
 def parse_request(
-    body: bytes, headers: Mapping[str, str], *, max_images: int = 32, default_bucket: str = ""
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    max_images: int = 32,
+    default_bucket: str = "",
+    results: tuple[str, str] | None = None,
 ) -> ParsedRequest:
     """Turn a request body + lower-cased headers into inputs; raise BadEventError if unrecognised.
 
     Direct requests and uploads are limited to ``max_images`` (413); storage events are not (the
-    service processes them in chunks: refusing would drop the objects).
+    service processes them in chunks: refusing would drop the objects). Object references that must
+    not be read (no possible name, or in the ``results`` area: bucket, prefix) are refused here, once
+    (``admission``).
     """
     ctx = Context(headers=headers, default_bucket=default_bucket, max_images=max_images)
     parsed = _first(BODY_FORMATS, body, ctx) or _json_body(body, ctx)
@@ -112,7 +121,8 @@ def parse_request(
     inputs = _dedupe(inputs)
     if len(inputs) > max_images and not parsed.from_event:
         raise TooManyImagesError(f"{len(inputs)} images in one call; the limit is {max_images} (MAX_IMAGES)")
-    return ParsedRequest(inputs=inputs, ignored=ignored, from_event=parsed.from_event)
+    inputs, unread = admission.admit(inputs, from_event=parsed.from_event, results=results)
+    return ParsedRequest(inputs=inputs, ignored=ignored + unread, from_event=parsed.from_event)
 
 
 def parse_payload(payload: Any, ctx: Context) -> Parsed:

@@ -2,7 +2,8 @@
 
 The boto3 client comes from ``s3client`` (same settings as predict) and is created once per hot
 container: at cold start by ``func.py`` (``connect``) when storage is configured, else on first use.
-Objects in the results bucket/prefix are refused (no self-trigger loops).
+Which objects may be read at all (no results-area object, no impossible name) is decided once,
+where the request is parsed (``admission``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fnvision_common.result_keys import is_results_location
 from fnvision_common.s3client import (
     S3Settings,
     build_client,
@@ -28,7 +28,6 @@ from .errors import (
     BadEventError,
     ObjectNotFoundError,
     RecordRefusedError,
-    RefusedSourceError,
     StorageError,
     TooLargeError,
 )
@@ -45,21 +44,13 @@ class FetchedObject:
     etag: str
     size: int
     content_type: str | None
-    last_modified: str | None
 
 
 class S3Store:
     """`ObjectStore` over boto3; the client is built by ``connect`` (cold start) or on first use."""
 
-    def __init__(
-        self,
-        settings: S3Settings,
-        results_bucket: str,
-        results_prefix: str,
-        client_factory: Callable[[S3Settings], Any] | None = None,
-    ) -> None:
+    def __init__(self, settings: S3Settings, client_factory: Callable[[S3Settings], Any] | None = None) -> None:
         self._settings = settings
-        self._results = (results_bucket, results_prefix)
         self._factory = client_factory
         self._client: Any = None
 
@@ -79,9 +70,7 @@ class S3Store:
         return self._client
 
     def get(self, bucket: str, key: str, max_bytes: int) -> FetchedObject:
-        """Download one object, refusing results objects and anything over ``max_bytes``."""
-        if is_results_location(bucket, key, *self._results):
-            raise RefusedSourceError(f"s3://{bucket}/{key} is in the results area and is never processed")
+        """Download one object, refusing anything over ``max_bytes``."""
         try:
             response = self.client.get_object(Bucket=bucket, Key=key)
         except Exception as exc:  # botocore ClientError / EndpointConnectionError / timeouts
@@ -113,13 +102,11 @@ class S3Store:
             raise StorageError(f"reading s3://{bucket}/{key} failed: {exc}") from exc
         finally:
             body.close()
-        modified = response.get("LastModified")
         return FetchedObject(
             data=b"".join(chunks),
             etag=normalise_etag(response.get("ETag")),
             size=total,
             content_type=response.get("ContentType"),
-            last_modified=modified.isoformat() if hasattr(modified, "isoformat") else None,
         )
 
     def list_names(self, bucket: str, prefix: str) -> set[str]:

@@ -3,8 +3,9 @@ the one the triggers send too), URLs, uploads, acknowledged no-ops.
 
 The recognisers of ``events`` (dispatch, envelopes, direct requests, CloudEvents) and
 ``storage_events`` (S3/OCI/MinIO/SeaweedFS notifications) return these as a ``Found`` list, given the
-payload and its ``Context``; ``events.parse_request`` gathers them into one ``ParsedRequest``, which
-``service`` consumes.
+payload and its ``Context``; ``events.parse_request`` gathers them into one ``ParsedRequest``, where
+``admission`` has replaced each object reference that must not be read by a ``Refused`` (or an
+``Ignored``), and ``service`` consumes it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fnvision_common.objects import ObjectRef
+
+from .errors import PreprocessError
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,15 @@ class Upload:
     content_type: str | None = None
 
 
-Input = ObjectRef | UrlRef | Upload
+@dataclass(frozen=True)
+class Refused:
+    """An object reference refused where the request was parsed (``admission``): it fails alone, unread."""
+
+    ref: ObjectRef
+    error: PreprocessError
+
+
+Input = ObjectRef | UrlRef | Upload | Refused
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ import numpy.typing as npt
 from fnvision_common import oip
 from fnvision_common.http import PostFailed, PostTimeout, RetryingPost
 
-from .errors import PredictError, PredictRejectedError, PredictTimeoutError, PredictUnavailableError
+from .errors import PredictCallError, PredictRejectedError, PredictTimeoutError, PredictUnavailableError
 
 log = logging.getLogger(__name__)
 _RETRY_STATUSES = frozenset({408, 429, 502, 503, 504})
@@ -52,7 +52,6 @@ class PredictAnswer:
     predictions: list[dict[str, Any]]
     model: dict[str, Any] = field(default_factory=dict)
     calls: int = 1
-    request_bytes: int = 0
     rejected: dict[int, PredictRejectedError] = field(default_factory=dict)
 
 
@@ -84,16 +83,16 @@ def parse_answer(body: bytes, header_length: str | None) -> dict[str, Any]:
     try:
         answer = oip.read_json(body, header_length)
     except oip.LayoutError as exc:
-        raise PredictError(f"predict's answer does not follow the OIP binary layout: {exc}") from exc
+        raise PredictCallError(f"predict's answer does not follow the OIP binary layout: {exc}") from exc
     except ValueError as exc:
-        raise PredictError(f"predict answered something that is not JSON: {body[:200]!r}") from exc
+        raise PredictCallError(f"predict answered something that is not JSON: {body[:200]!r}") from exc
     if not isinstance(answer, dict):
-        raise PredictError("predict answered JSON that is not an object")
+        raise PredictCallError("predict answered JSON that is not an object")
     if "error" in answer:
         err = answer["error"] if isinstance(answer["error"], dict) else {"message": str(answer["error"])}
         text = f"{err.get('code', '?')}: {err.get('message', '')}"
         if err.get("code") in _SERVER_CODES:
-            raise PredictError(f"predict failed: {text}")
+            raise PredictCallError(f"predict failed: {text}")
         raise PredictRejectedError(f"predict refused the request: {text}")
     params = answer.get("parameters") if isinstance(answer.get("parameters"), dict) else {}
     native = params.get(oip.NATIVE_PARAMETER) if params else None
@@ -101,12 +100,12 @@ def parse_answer(body: bytes, header_length: str | None) -> dict[str, Any]:
         try:
             native = json.loads(native)
         except ValueError as exc:
-            raise PredictError("predict's parameters.fnvision is not JSON") from exc
+            raise PredictCallError("predict's parameters.fnvision is not JSON") from exc
     if isinstance(native, dict) and isinstance(native.get("predictions"), list):
         return native
     if isinstance(answer.get("predictions"), list):
         return answer
-    raise PredictError("predict's answer has no predictions")
+    raise PredictCallError("predict's answer has no predictions")
 
 
 class PredictClient:
@@ -147,7 +146,6 @@ class PredictClient:
         predictions: list[dict[str, Any]] = []
         rejected: dict[int, PredictRejectedError] = {}
         model: dict[str, Any] = {}
-        total_bytes = 0
         groups = split_batches(len(sources), per_image, sizes, self.max_request_bytes)
         for group in groups:
             body, head_len = encode_request(
@@ -156,7 +154,6 @@ class PredictClient:
                 input_name=self.input_name,
                 top_k=self.top_k,
             )
-            total_bytes += len(body)
             try:
                 answer = self._call(body, head_len, call_id)
             except PredictRejectedError as exc:
@@ -166,12 +163,10 @@ class PredictClient:
                 continue
             got = answer["predictions"]
             if len(got) != len(group):
-                raise PredictError(f"predict returned {len(got)} predictions for {len(group)} images")
+                raise PredictCallError(f"predict returned {len(got)} predictions for {len(group)} images")
             predictions.extend(got)
             model = answer.get("model") or model
-        return PredictAnswer(
-            predictions=predictions, model=model, calls=len(groups), request_bytes=total_bytes, rejected=rejected
-        )
+        return PredictAnswer(predictions=predictions, model=model, calls=len(groups), rejected=rejected)
 
     def _call(self, body: bytes, head_len: int, call_id: str | None) -> dict[str, Any]:
         headers = {
@@ -194,7 +189,7 @@ class PredictClient:
             raise PredictUnavailableError(f"predict unavailable after {exc.attempts} attempts ({last})") from exc
         real = reply.real_status
         if real >= 500:
-            raise PredictError(f"predict failed: HTTP {real}: {reply.body[:300]!r}")
+            raise PredictCallError(f"predict failed: HTTP {real}: {reply.body[:300]!r}")
         if real >= 400:
             # A trigger passes predict's error status and JSON body through: a client error.
             raise PredictRejectedError(f"predict refused the request: HTTP {real}: {reply.body[:300]!r}")
