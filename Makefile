@@ -17,6 +17,11 @@ $(STAMP): requirements-dev.txt requirements-nodeps.txt functions/predict/require
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r requirements-nodeps.txt
+	@# tf2onnx's wheel also installs its own test suite as a top-level package, site-packages/tests/,
+	@# which every process on this venv (the functions under fdk too) would then import as `tests`.
+	$(PY) -c "import importlib.metadata as m, pathlib, shutil, sysconfig; \
+	  owned = any(str(f).startswith('tests/') for f in m.files('tf2onnx') or ()); \
+	  owned and shutil.rmtree(pathlib.Path(sysconfig.get_paths()['purelib'], 'tests'), ignore_errors=True)"
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 

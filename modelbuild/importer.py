@@ -354,60 +354,7 @@ def import_model(source_path: Path, opts: ImportOptions, repo: LocalRepository, 
         stage = repo.stage(opts.name)
         try:
             log(f"[import] {source_path.name} ({fmt}) -> {opts.name}/{version}")
-            stem = re.sub(r"[^A-Za-z0-9_]", "_", opts.name)
-            artifacts = _export(source, source_path, stage, stem, input_name, (h, w), wrap)
-            log(f"[import] wrote {', '.join(f'{k} ({a.path})' for k, a in artifacts.items())}")
-            batch = check_batch(prep, h, w, source.input_dtype)
-            reference = (
-                export.run_with_wrap(source.run, wrap)(batch) if source.input_dtype == "float32" else source.run(batch)
-            )
-            outputs = _outputs(reference, source.output_names, opts, labels)
-            results = agreement.run_artifacts(stage, artifacts, batch)
-            agreed = agreement.compare(
-                reference,
-                results,
-                reference_name=f"the source {fmt} model",
-                inputs=f"{len(batch)} images (modelbuild.photos.check_batch)",
-                classification=opts.task == "classification",
-            )
-            if agreed.problems:
-                raise ModelImportError(
-                    "the exported artifacts do not compute what the model does: " + "; ".join(agreed.problems)
-                )
-            log(f"[import] engines agree: {agreed.record['max_abs_diff']}")
-            label_entry = None
-            if labels is not None:
-                (stage / LABELS_NAME).write_bytes(labels_from(labels))
-                label_entry = Labels(
-                    LABELS_NAME,
-                    file_sha256(stage / LABELS_NAME),
-                    len(labels),
-                    opts.labels.name if opts.labels else None,
-                )
-            manifest = Manifest(
-                name=opts.name,
-                version=version,
-                digest=f"sha256:{artifacts[primary_artifact(artifacts)].sha256}",
-                task=opts.task,
-                inputs=(TensorSpec(input_name, (None, h, w, 3), source.input_dtype, "NHWC"),),
-                outputs=outputs,
-                preprocessing=prep,
-                labels=label_entry,
-                artifacts=artifacts,
-                engines=_engines(artifacts),
-                created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                provenance={
-                    "imported_by": "vision-model import",
-                    "source": {"file": source_path.name, "format": fmt, "sha256": path_sha256(source_path)},
-                    "baked_in": {
-                        "normalisation": not norm.is_identity,
-                        "nchw_transpose": nchw,
-                        "softmax": opts.softmax,
-                    },
-                    "tools": _tools(),
-                },
-                agreement=agreed.record,
-            )
+            manifest = _assemble(source, source_path, stage, opts, version, prep, wrap, input_name, (h, w), labels, log)
             (stage / MANIFEST_NAME).write_text(manifest.to_json(), "utf-8")
             problems = check_folder(stage, manifest)
             if problems:
@@ -418,6 +365,67 @@ def import_model(source_path: Path, opts: ImportOptions, repo: LocalRepository, 
             raise
     log(f"[import] published {opts.name}/{version} in {repo.uri}")
     return folder
+
+
+def _assemble(
+    source: _Source,
+    source_path: Path,
+    stage: Path,
+    opts: ImportOptions,
+    version: str,
+    prep: Preprocessing,
+    wrap: export.Wrap,
+    input_name: str,
+    size: tuple[int, int],
+    labels: list[str] | None,
+    log: Log,
+) -> Manifest:
+    """Export the artifacts into stage, check them against the source model, write the labels; the manifest."""
+    h, w = size
+    stem = re.sub(r"[^A-Za-z0-9_]", "_", opts.name)
+    artifacts = _export(source, source_path, stage, stem, input_name, (h, w), wrap)
+    log(f"[import] wrote {', '.join(f'{k} ({a.path})' for k, a in artifacts.items())}")
+    batch = check_batch(prep, h, w, source.input_dtype)
+    run = export.run_with_wrap(source.run, wrap) if source.input_dtype == "float32" else source.run
+    reference = run(batch)
+    outputs = _outputs(reference, source.output_names, opts, labels)
+    agreed = agreement.compare(
+        reference,
+        agreement.run_artifacts(stage, artifacts, batch),
+        reference_name=f"the source {source.fmt} model",
+        inputs=f"{len(batch)} images (modelbuild.photos.check_batch)",
+        classification=opts.task == "classification",
+    )
+    if agreed.problems:
+        problems = "; ".join(agreed.problems)
+        raise ModelImportError(f"the exported artifacts do not compute what the model does: {problems}")
+    log(f"[import] engines agree: {agreed.record['max_abs_diff']}")
+    label_entry = None
+    if labels is not None:
+        (stage / LABELS_NAME).write_bytes(labels_from(labels))
+        source_name = opts.labels.name if opts.labels else None
+        label_entry = Labels(LABELS_NAME, file_sha256(stage / LABELS_NAME), len(labels), source_name)
+    return Manifest(
+        name=opts.name,
+        version=version,
+        digest=f"sha256:{artifacts[primary_artifact(artifacts)].sha256}",
+        task=opts.task,
+        inputs=(TensorSpec(input_name, (None, h, w, 3), source.input_dtype, "NHWC"),),
+        outputs=outputs,
+        preprocessing=prep,
+        labels=label_entry,
+        artifacts=artifacts,
+        engines=_engines(artifacts),
+        created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        provenance={
+            "imported_by": "vision-model import",
+            "source": {"file": source_path.name, "format": source.fmt, "sha256": path_sha256(source_path)},
+            "baked_in": {"normalisation": not wrap.normalisation.is_identity, "nchw_transpose": wrap.nchw,
+                         "softmax": wrap.softmax},
+            "tools": _tools(),
+        },
+        agreement=agreed.record,
+    )  # fmt: skip
 
 
 def _outputs(
