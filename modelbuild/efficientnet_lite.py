@@ -1,19 +1,25 @@
-"""EfficientNet-Lite0 in Keras 3 (stock layers only) and weight loading from the PyTorch state_dict.
+"""EfficientNet-Lite0/Lite2 in Keras 3 (stock layers only) and weight loading from the PyTorch state_dict.
 
 Architecture per Google's ``efficientnet_lite_builder``: no squeeze-excite, ReLU6, TF "same"
 padding, BatchNorm epsilon 1e-3. The input normalisation ``(x - 127) / 128`` is the first layer,
 so callers send float32 pixels in 0..255. Layer names are the PyTorch keys without the leading
 underscores (TF scope names may not start with "_"): ``_blocks.3._bn1`` is layer ``blocks.3.bn1``.
+
+The variants scale Lite0's stages (``efficientnet_model.round_filters`` / ``round_repeats``): filters
+by the width coefficient rounded to multiples of 8, repeats by the depth coefficient rounded up;
+Lite models keep the stem (32), the head (1280) and the first and last stages' repeats fixed.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import numpy.typing as npt
+
+from modelbuild.torch_weights import copy_state_dict
 
 if TYPE_CHECKING:
     import keras
@@ -22,9 +28,14 @@ __all__ = [
     "BLOCKS",
     "IMAGE_SIZE",
     "INPUT_NAME",
+    "LITE0",
+    "LITE2",
     "NUM_CLASSES",
     "OUTPUT_NAME",
+    "PIXEL_MEAN",
+    "PIXEL_STD",
     "BlockSpec",
+    "Variant",
     "build_model",
     "load_state_dict",
 ]
@@ -33,6 +44,9 @@ IMAGE_SIZE = 224
 NUM_CLASSES = 1000
 INPUT_NAME = "images"
 OUTPUT_NAME = "probabilities"
+PIXEL_MEAN = 127.0
+PIXEL_STD = 128.0
+"""The Lite models' normalisation ``(x - 127) / 128`` on 0..255 pixels, built in as the first layer."""
 _BN_EPSILON = 1e-3
 # Keras' BatchNormalization momentum is irrelevant at inference; 0.99 is the TF reference value.
 _BN_MOMENTUM = 0.99
@@ -59,6 +73,43 @@ BLOCKS: tuple[BlockSpec, ...] = (
     BlockSpec(4, 5, 2, 6, 112, 192),
     BlockSpec(1, 3, 1, 6, 192, 320),
 )
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One EfficientNet-Lite size: width and depth coefficients and input resolution."""
+
+    name: str
+    width: float
+    depth: float
+    image_size: int
+
+    def filters(self, filters: int) -> int:
+        """``round_filters``: scale, round to a multiple of 8, never more than 10 % below the scaled value."""
+        scaled = filters * self.width
+        rounded = max(_DIVISOR, int(scaled + _DIVISOR / 2) // _DIVISOR * _DIVISOR)
+        return rounded + _DIVISOR if rounded < 0.9 * scaled else rounded
+
+    def stages(self) -> tuple[BlockSpec, ...]:
+        """Lite0's stages scaled; the first and last keep their repeats (``fix_head_stem``)."""
+        last = len(BLOCKS) - 1
+        return tuple(
+            BlockSpec(
+                b.repeats if i in (0, last) else math.ceil(b.repeats * self.depth),
+                b.kernel,
+                b.stride,
+                b.expand,
+                # the stem feeds stage 0 and stays 32 wide
+                b.filters_in if i == 0 else self.filters(b.filters_in),
+                self.filters(b.filters_out),
+            )
+            for i, b in enumerate(BLOCKS)
+        )
+
+
+_DIVISOR = 8
+LITE0 = Variant("efficientnet_lite0", 1.0, 1.0, 224)
+LITE2 = Variant("efficientnet_lite2", 1.1, 1.2, 260)
 
 
 def _conv_bn(x: Any, filters: int, kernel: int, stride: int, conv: str, bn: str, act: bool) -> Any:
@@ -91,16 +142,17 @@ def _mbconv(x: Any, index: int, spec: BlockSpec, stride: int, filters_in: int) -
     return x
 
 
-def build_model() -> keras.Model:
-    """Build EfficientNet-Lite0 taking [N,224,224,3] float32 0..255 and returning softmax [N,1000]."""
+def build_model(variant: Variant = LITE0) -> keras.Model:
+    """Build the variant taking [N,S,S,3] float32 0..255 (S: its image size) and returning softmax [N,1000]."""
     import keras
     from keras import layers
 
-    images = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE, 3), dtype="float32", name=INPUT_NAME)
-    x = layers.Rescaling(scale=1.0 / 128.0, offset=-127.0 / 128.0, name="normalise")(images)
+    size = variant.image_size
+    images = keras.Input(shape=(size, size, 3), dtype="float32", name=INPUT_NAME)
+    x = layers.Rescaling(scale=1.0 / PIXEL_STD, offset=-PIXEL_MEAN / PIXEL_STD, name="normalise")(images)
     x = _conv_bn(x, 32, 3, 2, "conv_stem", "bn0", act=True)
     index = 0
-    for spec in BLOCKS:
+    for spec in variant.stages():
         for repeat in range(spec.repeats):
             first = repeat == 0
             stride = spec.stride if first else 1
@@ -111,20 +163,7 @@ def build_model() -> keras.Model:
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     x = layers.Dropout(0.2, name="dropout")(x)
     probs = layers.Dense(NUM_CLASSES, activation="softmax", name=OUTPUT_NAME)(x)
-    return keras.Model(images, probs, name="efficientnet_lite0")
-
-
-def _convert(layer_type: str, prefix: str, sd: Mapping[str, npt.NDArray[Any]]) -> list[npt.NDArray[Any]]:
-    """Return the Keras weight list for one layer from the PyTorch tensors under ``prefix``."""
-    if layer_type == "Conv2D":
-        return [sd[prefix + ".weight"].transpose(2, 3, 1, 0)]  # (out,in,kh,kw) -> (kh,kw,in,out)
-    if layer_type == "DepthwiseConv2D":
-        return [sd[prefix + ".weight"].transpose(2, 3, 0, 1)]  # (C,1,kh,kw) -> (kh,kw,C,1)
-    if layer_type == "BatchNormalization":
-        return [sd[prefix + s] for s in (".weight", ".bias", ".running_mean", ".running_var")]
-    if layer_type == "Dense":
-        return [sd[prefix + ".weight"].T, sd[prefix + ".bias"]]
-    raise ValueError(f"no weight conversion for layer type {layer_type}")
+    return keras.Model(images, probs, name=variant.name)
 
 
 def _torch_prefix(layer_name: str) -> str:
@@ -136,23 +175,4 @@ def _torch_prefix(layer_name: str) -> str:
 
 def load_state_dict(model: keras.Model, state_dict: Mapping[str, npt.NDArray[Any]]) -> None:
     """Copy every PyTorch tensor into the matching Keras layer; fail on any missing or unused key."""
-    used: set[str] = set()
-    for layer in model.layers:
-        if not layer.weights:
-            continue
-        prefix = _torch_prefix(layer.name)
-        kind = type(layer).__name__
-        try:
-            values = _convert(kind, prefix, state_dict)
-        except KeyError as e:
-            raise ValueError(f"state_dict has no tensor {e} for layer {layer.name}") from e
-        expected = [tuple(w.shape) for w in layer.weights]
-        got = [v.shape for v in values]
-        if expected != got:
-            raise ValueError(f"layer {layer.name}: Keras shapes {expected} != converted {got}")
-        layer.set_weights([np.ascontiguousarray(v, dtype=np.float32) for v in values])
-        used.update(k for k in state_dict if k.startswith(prefix + "."))
-    # num_batches_tracked is a training counter with no inference role.
-    unused = sorted(k for k in state_dict if k not in used and not k.endswith(".num_batches_tracked"))
-    if unused:
-        raise ValueError(f"state_dict tensors not used by the model: {unused[:5]} ({len(unused)} in all)")
+    copy_state_dict(model, state_dict, _torch_prefix)

@@ -1,127 +1,147 @@
-"""Build, check and export the model directory: Keras -> SavedModel -> float32 TFLite + manifest.
+"""Write the served artifacts: SavedModel, float32 TFLite and ONNX, from a Keras model or what a user brings.
 
-The directory is assembled in a temporary sibling and renamed into place, so readers see either
-the previous complete model or the new one, never a half-written one. A lock file serialises
-concurrent builds (several engineers and test runs may call ``make model`` at once).
+Every served artifact takes one image input ``[N,H,W,3]`` float32 pixels in 0..255 (docs/contracts.md
+§2), so what a source model expects besides that is baked in here (``Wrap``): its normalisation,
+an NCHW layout, a softmax over logits. The SavedModel has one signature, ``serving_default``, whose
+input and output names are the manifest's; the TFLite file is converted from that SavedModel and
+the ONNX file too (tf2onnx), or, for a ``.tflite`` import, from the flatbuffer.
+
+TensorFlow, tf2onnx and onnx are imported inside the functions: the command line's list and push
+never load them.
 """
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
-import json
-import os
-import shutil
-import tempfile
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
-
-from modelbuild import efficientnet_lite
-from modelbuild.legacy_pth import read_state_dict
-from modelbuild.manifest import (
-    LABELS_NAME,
-    LITERT_THREADS,
-    MANIFEST_NAME,
-    SAVEDMODEL_NAME,
-    SIGNATURE,
-    TFLITE_NAME,
-    BuildInputs,
-    build_inputs,
-    imagenet_labels,
-    make_manifest,
-    read_manifest,
-    verify_model_dir,
-)
-from modelbuild.photos import SamplePhoto, preprocess, sample_photos
+from fnvision_common.manifest import Normalisation
 
 if TYPE_CHECKING:
     import keras
-
-__all__ = ["MAX_TFLITE_DIFF", "BuildError", "build", "is_up_to_date", "litert_predict"]
-
-MAX_TFLITE_DIFF = 1e-4
-Log = Callable[[str], None]
-
-
-class BuildError(RuntimeError):
-    """The built model failed a correctness check; nothing was installed."""
-
-
-def _print(line: str) -> None:
-    """Print a progress line immediately (make output is often piped)."""
-    print(line, flush=True)
-
-
-class _Stages:
-    """Log each stage with its duration and the total."""
-
-    def __init__(self, log: Log) -> None:
-        self._log = log
-        self._start = self._last = time.perf_counter()
-
-    def done(self, stage: str) -> None:
-        """Log that a stage finished."""
-        now = time.perf_counter()
-        self._log(f"[modelbuild] {stage:<32} {now - self._last:6.2f} s  (total {now - self._start:6.2f} s)")
-        self._last = now
-
-
-def is_up_to_date(out: Path, inputs: BuildInputs) -> bool:
-    """Return True when out holds an intact model built from exactly these inputs."""
-    manifest = read_manifest(out)
-    if manifest is None or manifest.get("build", {}).get("fingerprint") != inputs.fingerprint:
-        return False
-    return not verify_model_dir(out, manifest)
-
-
-def _photo_batch(photos: list[SamplePhoto]) -> npt.NDArray[np.float32]:
-    """Preprocess the photos into one float32 [N,224,224,3] batch in 0..255."""
-    return np.stack([preprocess(p.image()) for p in photos]).astype(np.float32)
-
-
-def _check_predictions(where: str, photos: list[SamplePhoto], probs: npt.NDArray[Any]) -> None:
-    """Raise BuildError unless every photo's expectations hold."""
-    problems = [msg for photo, row in zip(photos, probs, strict=True) for msg in photo.check(row)]
-    if problems:
-        raise BuildError(f"{where} predictions are wrong: " + "; ".join(problems))
-
-
-def litert_predict(tflite_path: Path, batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """Run a batch through the .tflite file with ai_edge_litert's serving_default signature."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_path=str(tflite_path), num_threads=LITERT_THREADS)
-    runner = interpreter.get_signature_runner(SIGNATURE)
-    result: npt.NDArray[np.float32] = runner(images=batch)[efficientnet_lite.OUTPUT_NAME]
-    return result
-
-
-def _export_savedmodel(model: keras.Model, target: Path) -> None:
-    """Write a SavedModel whose serving_default maps ``images`` to ``probabilities``."""
+    import onnx
     import tensorflow as tf
+
+__all__ = [
+    "ONNX_OPSET",
+    "SIGNATURE",
+    "Wrap",
+    "onnx_from_onnx",
+    "onnx_from_savedmodel",
+    "onnx_from_tflite",
+    "run_with_wrap",
+    "savedmodel_from_keras",
+    "savedmodel_from_savedmodel",
+    "tflite_from_savedmodel",
+]
+
+SIGNATURE = "serving_default"
+ONNX_OPSET = 17
+"""ONNX opset of the exported graphs (onnxruntime 1.32 runs 7..23; 17 is what tf2onnx tests most)."""
+
+
+@dataclass(frozen=True)
+class Wrap:
+    """What the served artifacts add around a source model so that it takes NHWC 0..255 pixels."""
+
+    normalisation: Normalisation = field(default_factory=Normalisation)
+    nchw: bool = False
+    """The source model takes [N,3,H,W]: transpose the served NHWC input."""
+    softmax: bool = False
+    """The source model answers logits: apply a softmax over the last axis of every output."""
+
+    @property
+    def is_identity(self) -> bool:
+        """True when the source model already takes what is served."""
+        return self.normalisation.is_identity and not self.nchw and not self.softmax
+
+    def pre_tf(self, x: tf.Tensor) -> tf.Tensor:
+        """Served input -> the source model's input (TensorFlow ops)."""
+        import tensorflow as tf
+
+        if not self.normalisation.is_identity:
+            x = (x - tf.constant(self.normalisation.mean, tf.float32)) / tf.constant(self.normalisation.std, tf.float32)
+        return tf.transpose(x, [0, 3, 1, 2]) if self.nchw else x
+
+    def post_tf(self, y: tf.Tensor) -> tf.Tensor:
+        """Source model output -> served output (TensorFlow ops)."""
+        import tensorflow as tf
+
+        return tf.nn.softmax(y, axis=-1) if self.softmax else y
+
+
+def _input_spec(name: str, height: int, width: int) -> tf.TensorSpec:
+    import tensorflow as tf
+
+    return tf.TensorSpec([None, height, width, 3], tf.float32, name=name)
+
+
+def _named_outputs(result: Any, names: Sequence[str], wrap: Wrap) -> dict[str, tf.Tensor]:
+    """Map what a model call returned (tensor, list or dict) to the manifest's output names."""
+    if isinstance(result, dict):
+        values = [result[n] for n in names] if set(names) <= set(result) else list(result.values())
+    elif isinstance(result, list | tuple):
+        values = list(result)
+    else:
+        values = [result]
+    if len(values) != len(names):
+        raise ValueError(f"the model returns {len(values)} outputs, expected {len(names)} ({list(names)})")
+    return {n: wrap.post_tf(v) for n, v in zip(names, values, strict=True)}
+
+
+def savedmodel_from_keras(
+    model: keras.Model,
+    target: Path,
+    input_name: str,
+    size: tuple[int, int],
+    output_names: Sequence[str],
+    wrap: Wrap | None = None,
+) -> None:
+    """Write a SavedModel whose ``serving_default`` maps ``input_name`` to the named outputs."""
     from keras.export import ExportArchive
 
+    wrap = wrap or Wrap()
     archive = ExportArchive()
     archive.track(model)
-    size = efficientnet_lite.IMAGE_SIZE
 
     def serve(images: tf.Tensor) -> dict[str, tf.Tensor]:
-        return {efficientnet_lite.OUTPUT_NAME: model(images, training=False)}
+        return _named_outputs(model(wrap.pre_tf(images), training=False), output_names, wrap)
 
-    spec = tf.TensorSpec([None, size, size, 3], tf.float32, name=efficientnet_lite.INPUT_NAME)
-    archive.add_endpoint(name=SIGNATURE, fn=serve, input_signature=[spec])
+    archive.add_endpoint(name=SIGNATURE, fn=serve, input_signature=[_input_spec(input_name, *size)])
     archive.write_out(str(target), verbose=False)
 
 
-def _convert_tflite(savedmodel: Path, target: Path) -> None:
-    """Convert the SavedModel to a float32 .tflite flatbuffer."""
+def savedmodel_from_savedmodel(
+    source: Path,
+    signature: str,
+    target: Path,
+    input_name: str,
+    size: tuple[int, int],
+    output_names: Sequence[str],
+    wrap: Wrap | None = None,
+) -> None:
+    """Re-save a SavedModel signature as ``serving_default`` with the manifest's names, wrapped."""
+    import tensorflow as tf
+
+    wrap = wrap or Wrap()
+    loaded = tf.saved_model.load(str(source))
+    fn = loaded.signatures[signature]
+    (source_input,) = fn.structured_input_signature[1]
+    module = tf.Module()
+    module.source = loaded  # tracked: the variables the signature reads are saved with the module
+
+    def call(images: tf.Tensor) -> dict[str, tf.Tensor]:
+        return _named_outputs(fn(**{source_input: wrap.pre_tf(images)}), output_names, wrap)
+
+    serve = tf.function(call, input_signature=[_input_spec(input_name, *size)])
+    module.serve = serve
+    tf.saved_model.save(module, str(target), signatures={SIGNATURE: serve})
+
+
+def tflite_from_savedmodel(savedmodel: Path, target: Path) -> None:
+    """Convert the SavedModel's ``serving_default`` to a float32 .tflite flatbuffer."""
     import tensorflow as tf
 
     # from_saved_model, not from_keras_model: the latter prints the whole signature to stdout.
@@ -129,99 +149,155 @@ def _convert_tflite(savedmodel: Path, target: Path) -> None:
     target.write_bytes(converter.convert())
 
 
-def _assemble(tmp: Path, inputs: BuildInputs, stages: _Stages, log: Log) -> None:
-    """Build the model, check it and write every artifact and the manifest into tmp."""
-    state_dict = read_state_dict(inputs.weights)
-    stages.done("read weights (no torch)")
-    model = efficientnet_lite.build_model()
-    efficientnet_lite.load_state_dict(model, state_dict)
-    stages.done("build Keras + load weights")
-
-    photos = sample_photos()
-    batch = _photo_batch(photos)
-    keras_probs = np.asarray(model.predict_on_batch(batch))
-    _check_predictions("Keras", photos, keras_probs)
-    stages.done(f"check Keras on {len(photos)} photos")
-
-    _export_savedmodel(model, tmp / SAVEDMODEL_NAME)
-    stages.done("export SavedModel")
-    _convert_tflite(tmp / SAVEDMODEL_NAME, tmp / TFLITE_NAME)
-    stages.done("convert TFLite float32")
-
-    lite_probs = litert_predict(tmp / TFLITE_NAME, batch)
-    diff = float(np.max(np.abs(lite_probs - keras_probs)))
-    if not diff < MAX_TFLITE_DIFF:
-        raise BuildError(f"TFLite differs from Keras by {diff:.2e} (limit {MAX_TFLITE_DIFF:.0e})")
-    _check_predictions("TFLite", photos, lite_probs)
-    stages.done(f"verify LiteRT (max diff {diff:.1e})")
-
-    labels = imagenet_labels()
-    (tmp / LABELS_NAME).write_text(json.dumps(labels, indent=0) + "\n", "utf-8")
-    created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    manifest = make_manifest(tmp, inputs, created)
-    (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", "utf-8")
-    problems = verify_model_dir(tmp, manifest)
-    if problems:
-        raise BuildError("manifest does not match the files: " + "; ".join(problems))
-    stages.done("labels + manifest")
-    for row, photo in zip(lite_probs, photos, strict=True):
-        top = np.argsort(-row)[:5]
-        log(f"[modelbuild]   {photo.name:<16} " + ", ".join(f"{labels[i]} {row[i]:.3f}" for i in top))
+def _rename_values(model: onnx.ModelProto, renames: dict[str, str]) -> None:
+    """Rename graph inputs/outputs (and every reference to them) in place."""
+    graph = model.graph
+    for value in [*graph.input, *graph.output, *graph.value_info]:
+        value.name = renames.get(value.name, value.name)
+    for node in graph.node:
+        node.input[:] = [renames.get(n, n) for n in node.input]
+        node.output[:] = [renames.get(n, n) for n in node.output]
 
 
-@contextmanager
-def _build_lock(out: Path) -> Iterator[None]:
-    """Hold an exclusive per-output lock for the duration of a build."""
-    # The lock lives in the temp dir so the function folder (an fn build context) stays clean.
-    key = hashlib.sha256(str(out).encode()).hexdigest()[:16]
-    with open(Path(tempfile.gettempdir()) / f"modelbuild-{key}.lock", "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+def onnx_from_savedmodel(savedmodel: Path, target: Path, input_name: str, size: tuple[int, int]) -> None:
+    """Convert the SavedModel's ``serving_default`` to ONNX with tf2onnx (names kept)."""
+    import tensorflow as tf
+    import tf2onnx
+
+    loaded = tf.saved_model.load(str(savedmodel))  # referenced until tf2onnx is done: it owns the variables
+    fn = loaded.signatures[SIGNATURE]
+    spec = _input_spec(input_name, *size)
+    # tf2onnx traces a tf.function; a loaded signature is a concrete function, so wrap it.
+    traced = tf.function(lambda images: fn(**{input_name: images}), input_signature=[spec])
+    model, _ = tf2onnx.convert.from_function(traced, input_signature=[spec], opset=ONNX_OPSET)
+    _check_and_save(model, target)
+    del loaded
 
 
-def _remove_leftovers(out: Path) -> None:
-    """Delete temporary directories an interrupted build left next to out."""
-    for stale in out.parent.glob(f".{out.name}.*.tmp"):
-        shutil.rmtree(stale, ignore_errors=True)
+def onnx_from_tflite(tflite: Path, target: Path, input_name: str, output_names: Sequence[str]) -> None:
+    """Convert a .tflite to ONNX with tf2onnx and give its input/outputs the signature's names."""
+    import tf2onnx
+
+    model, _ = tf2onnx.convert.from_tflite(str(tflite), opset=ONNX_OPSET)
+    inputs = [v.name for v in model.graph.input if v.name not in {i.name for i in model.graph.initializer}]
+    outputs = [v.name for v in model.graph.output]
+    if len(inputs) != 1 or len(outputs) != len(output_names):
+        raise ValueError(f"tf2onnx made {len(inputs)} inputs / {len(outputs)} outputs from {tflite.name}")
+    renames = {inputs[0]: input_name}
+    renames.update(_tflite_output_renames(tflite, outputs, output_names))
+    _rename_values(model, renames)
+    _check_and_save(model, target)
 
 
-def _install(tmp: Path, out: Path) -> None:
-    """Move the finished tmp directory to out, replacing any previous model."""
-    tmp.chmod(0o755)  # mkdtemp makes 0700; the fn build context and other users need to read it
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}.tmp"
-        os.rename(out, old)
-        os.rename(tmp, out)
-        shutil.rmtree(old)
+def _tflite_output_renames(tflite: Path, onnx_outputs: Sequence[str], names: Sequence[str]) -> dict[str, str]:
+    """Map tf2onnx's output names (tensor names + ":0") to the signature's output names."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(tflite))
+    by_index = {d["index"]: d["name"] for d in interpreter.get_tensor_details()}
+    signatures = interpreter.get_signature_list()
+    if signatures:
+        runner = interpreter.get_signature_runner(next(iter(signatures)))
+        details = runner.get_output_details()
+        tensor_of = {name: by_index[d["index"]] for name, d in details.items()}
     else:
-        os.rename(tmp, out)
+        tensor_of = {name: d["name"] for name, d in zip(names, interpreter.get_output_details(), strict=False)}
+    renames = {}
+    for name in names:
+        tensor = tensor_of.get(name)
+        match = [o for o in onnx_outputs if o in (tensor, f"{tensor}:0")]
+        if not match:
+            raise ValueError(f"cannot find output {name!r} (tensor {tensor!r}) among tf2onnx's {list(onnx_outputs)}")
+        renames[match[0]] = name
+    return renames
 
 
-def build(out: Path, *, force: bool = False, log: Log = _print) -> bool:
-    """Build the model directory at out unless it is up to date; return True when it was (re)built.
+def onnx_from_onnx(
+    source: Path, target: Path, input_name: str, output_names: Sequence[str], wrap: Wrap | None = None
+) -> None:
+    """Copy an ONNX model with the manifest's names, prepending/appending the nodes ``wrap`` asks for.
 
-    Raises:
-        BuildError: a check failed (wrong predictions, TFLite drift, manifest mismatch).
+    The served input ``input_name`` is float32 NHWC 0..255; Sub/Div (normalisation) and a Transpose
+    (NCHW sources) feed the source graph's input, and a Softmax follows each output when asked.
     """
-    out = out.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stages = _Stages(log)
-    with _build_lock(out):
-        inputs = build_inputs()
-        if not force and is_up_to_date(out, inputs):
-            log(f"model up to date ({out})")
-            return False
-        stages.done("hash inputs")
-        _remove_leftovers(out)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-        try:
-            _assemble(tmp, inputs, stages, log)
-            _install(tmp, out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-    stages.done(f"installed {out.name}/")
-    return True
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    wrap = wrap or Wrap()
+    model = onnx.load(str(source))
+    graph = model.graph
+    initialisers = {i.name for i in graph.initializer}
+    (source_input,) = [v for v in graph.input if v.name not in initialisers]
+    outputs = [v.name for v in graph.output]
+    if len(outputs) != len(output_names):
+        raise ValueError(f"{source.name} has {len(outputs)} outputs, expected {len(output_names)}")
+    prepared = f"{input_name}__prepared" if not wrap.is_identity else input_name
+    renames = {source_input.name: prepared}
+    renames.update({o: (f"{n}__raw" if wrap.softmax else n) for o, n in zip(outputs, output_names, strict=True)})
+    _rename_values(model, renames)
+
+    nodes: list[onnx.NodeProto] = []
+    current = input_name
+    if not wrap.normalisation.is_identity:
+        mean = np.asarray(wrap.normalisation.mean, np.float32).reshape(1, 1, 1, 3)
+        std = np.asarray(wrap.normalisation.std, np.float32).reshape(1, 1, 1, 3)
+        graph.initializer.extend(
+            [numpy_helper.from_array(mean, "fnvision_mean"), numpy_helper.from_array(std, "fnvision_std")]
+        )
+        nodes += [
+            helper.make_node("Sub", [current, "fnvision_mean"], ["fnvision_centred"]),
+            helper.make_node("Div", ["fnvision_centred", "fnvision_std"], ["fnvision_normalised"]),
+        ]
+        current = "fnvision_normalised"
+    if wrap.nchw:
+        nodes.append(helper.make_node("Transpose", [current], ["fnvision_nchw"], perm=[0, 3, 1, 2]))
+        current = "fnvision_nchw"
+    if not wrap.is_identity:
+        nodes.append(helper.make_node("Identity", [current], [prepared]))
+        dims = [d.dim_value or d.dim_param or None for d in source_input.type.tensor_type.shape.dim]
+        nhwc = [dims[0], dims[2], dims[3], dims[1]] if wrap.nchw else dims
+        served = helper.make_tensor_value_info(input_name, TensorProto.FLOAT, nhwc)
+        graph.input.remove(next(v for v in graph.input if v.name == prepared))
+        graph.input.insert(0, served)
+    for node in reversed(nodes):
+        graph.node.insert(0, node)
+    if wrap.softmax:
+        for name in output_names:
+            graph.node.append(helper.make_node("Softmax", [f"{name}__raw"], [name], axis=-1))
+            out = next(v for v in graph.output if v.name == f"{name}__raw")
+            out.name = name
+    _check_and_save(model, target)
+
+
+def _check_and_save(model: onnx.ModelProto, target: Path) -> None:
+    import onnx
+
+    onnx.checker.check_model(model)
+    target.write_bytes(model.SerializeToString())
+
+
+def run_with_wrap(call: Callable[[Any], dict[str, Any]], wrap: Wrap) -> Callable[[Any], dict[str, Any]]:
+    """A numpy reference of what the wrapped artifacts compute (``call`` runs the source model)."""
+    import numpy as np
+
+    def run(batch: Any) -> dict[str, Any]:
+        x = np.asarray(batch, np.float32)
+        if not wrap.normalisation.is_identity:
+            mean, std = (np.asarray(v, np.float32) for v in (wrap.normalisation.mean, wrap.normalisation.std))
+            x = ((x - mean) / std).astype(np.float32)
+        if wrap.nchw:
+            x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+        outputs = call(x)
+        if wrap.softmax:
+            outputs = {k: _softmax(np.asarray(v, np.float64)).astype(np.float32) for k, v in outputs.items()}
+        return outputs
+
+    return run
+
+
+def _softmax(x: Any) -> Any:
+    import numpy as np
+
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)

@@ -16,10 +16,13 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from fnvision_common.manifest import Preprocessing
 from PIL import Image
 
 __all__ = [
     "SamplePhoto",
+    "check_batch",
+    "prepare",
     "preprocess",
     "sample_photos",
     "write_jpegs",
@@ -106,16 +109,33 @@ def sample_photos(names: Sequence[str] | None = None) -> list[SamplePhoto]:
     return [by_name[n] for n in names]
 
 
-def preprocess(image: Image.Image) -> npt.NDArray[np.uint8]:
-    """Resize the short side to 256 (bicubic) and centre-crop 224: the model's [224,224,3] uint8 input."""
+_RESAMPLE = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+}
+
+
+def prepare(image: Image.Image, prep: Preprocessing, height: int, width: int) -> npt.NDArray[np.uint8]:
+    """Apply a manifest's preprocessing (docs/contracts.md §2): the model's [height,width,3] uint8 input."""
     rgb = image.convert("RGB")
+    resample = _RESAMPLE[prep.resample]
+    if prep.resize == "stretch":
+        return np.asarray(rgb.resize((width, height), resample), dtype=np.uint8)
+    crop = prep.center_crop or height
     w, h = rgb.size
-    scale = RESIZE_SHORTER_TO / min(w, h)
-    size = (max(CENTER_CROP, round(w * scale)), max(CENTER_CROP, round(h * scale)))
-    resized = rgb.resize(size, Image.Resampling.BICUBIC)
-    left, top = (size[0] - CENTER_CROP) // 2, (size[1] - CENTER_CROP) // 2
-    cropped = resized.crop((left, top, left + CENTER_CROP, top + CENTER_CROP))
-    return np.asarray(cropped, dtype=np.uint8)
+    scale = (prep.resize_shorter_to or crop) / min(w, h)
+    size = (max(crop, round(w * scale)), max(crop, round(h * scale)))
+    resized = rgb.resize(size, resample)
+    left, top = (size[0] - crop) // 2, (size[1] - crop) // 2
+    return np.asarray(resized.crop((left, top, left + crop, top + crop)), dtype=np.uint8)
+
+
+def preprocess(image: Image.Image) -> npt.NDArray[np.uint8]:
+    """Resize the short side to 256 (bicubic) and centre-crop 224: EfficientNet-Lite0's [224,224,3] uint8 input."""
+    prep = Preprocessing("shorter", RESIZE_SHORTER_TO, CENTER_CROP, "bicubic")
+    return prepare(image, prep, CENTER_CROP, CENTER_CROP)
 
 
 def write_jpegs(
@@ -130,3 +150,16 @@ def write_jpegs(
         photo.image().save(target, format="JPEG", quality=quality)
         written.append(target)
     return written
+
+
+def check_batch(prep: Preprocessing, height: int, width: int, dtype: str = "float32") -> npt.NDArray[Any]:
+    """The inputs build, import and verify run every artifact on: the sample photos, preprocessed.
+
+    Without the packages that ship them (skimage, matplotlib, scikit-learn), four seeded random
+    images of the same size stand in, so a check still runs every engine on the same batch.
+    """
+    try:
+        batch = np.stack([prepare(p.image(), prep, height, width) for p in _PHOTOS])
+    except (FileNotFoundError, OSError):
+        batch = np.random.default_rng(0).integers(0, 256, (4, height, width, 3), dtype=np.uint8)
+    return batch.astype(dtype)

@@ -277,7 +277,7 @@ def test_without_manifest_or_input_size_the_function_says_so(predict: FakePredic
         with FdkProcess(func_dir / "func.py", env={"PREDICT_URL": predict.url, "MODEL_INPUT_SIZE": ""}) as proc:
             before = len(predict.requests)
             assert proc.call(JPEG, {"Content-Type": "image/jpeg"}, gateway=True).http_status == 200
-            size = json.loads(MANIFEST.read_text())["input"]["shape"][1]
+            size = json.loads(MANIFEST.read_text())["inputs"][0]["shape"][1]  # manifest v2
             assert predict.requests[before]["tensor"].shape == (1, size, size, 3)
 
 

@@ -84,6 +84,12 @@ def test_predict_leaves_out_the_savedmodel_and_keeps_the_tflite() -> None:
     assert not ignore.excludes("model/efficientnet_lite0.tflite")
 
 
+def test_predict_leaves_out_the_onnx_export_onnxruntime_is_not_in_its_image() -> None:
+    ignore = DockerIgnore.of(FUNCTIONS / "predict")
+    assert ignore.excludes("model/efficientnet_lite0.onnx")
+    assert "onnxruntime" not in (FUNCTIONS / "predict" / "requirements.txt").read_text()
+
+
 def test_context_files_needed_by_the_generated_dockerfile() -> None:
     assert context_files_needed() == {"requirements.txt"}
     assert context_files_needed(OFFLINE_DOCKERFILE) == {"requirements.txt", ".pip_cache"}

@@ -1,6 +1,7 @@
-"""The built model directory (`make model`): manifest integrity, LiteRT predictions, TF agreement.
+"""The built model directory (`make model`): manifest integrity, LiteRT predictions, TF and ONNX agreement.
 
-These tests read functions/predict/model/ and skip when it has not been built.
+These tests read functions/predict/model/ (a copy of .local/models/efficientnet-lite0/1.0.0/) and
+skip when it has not been built.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from modelbuild.photos import preprocess, sample_photos
 REPO = Path(__file__).resolve().parents[2]
 MODEL_DIR = REPO / "functions" / "predict" / "model"
 CONTRACT_KEYS = {
-    "name", "version", "digest", "created", "source", "input", "output",
-    "labels", "artifacts", "engines", "published_top1",
+    "manifest_version", "name", "version", "task", "digest", "created", "inputs", "preprocessing", "outputs",
+    "labels", "artifacts", "engines", "provenance", "agreement",
 }  # fmt: skip
 
 
@@ -49,13 +50,30 @@ def _tree_sha256(root: Path) -> str:
 
 
 def test_manifest_follows_the_contract(manifest: dict[str, Any]) -> None:
-    assert CONTRACT_KEYS <= manifest.keys()
+    assert CONTRACT_KEYS <= manifest.keys() and manifest["manifest_version"] == 2
     assert manifest["name"] == "efficientnet-lite0" and manifest["version"] == "1.0.0"
-    assert manifest["input"]["name"] == "images" and manifest["input"]["shape"] == [None, 224, 224, 3]
-    assert manifest["output"]["name"] == "probabilities" and manifest["output"]["shape"] == [None, 1000]
+    assert manifest["task"] == "classification"
+    (inp,) = manifest["inputs"]
+    assert inp["name"] == "images" and inp["shape"] == [None, 224, 224, 3] and inp["layout"] == "NHWC"
+    (out,) = manifest["outputs"]
+    assert out["name"] == "probabilities" and out["shape"] == [None, 1000] and out["activation"] == "softmax"
+    assert manifest["preprocessing"] == {
+        "resize": "shorter", "resize_shorter_to": 256, "center_crop": 224, "resample": "bicubic",
+        "normalisation": {"in_model": True, "mean": [127.0] * 3, "std": [128.0] * 3},
+    }  # fmt: skip
     assert manifest["labels"]["count"] == 1000
     assert manifest["artifacts"]["savedmodel"]["signature"] == "serving_default"
+    assert manifest["artifacts"]["onnx"]["opset"] == 17
+    assert manifest["engines"]["onnxruntime"] == {"artifact": "onnx"}
     assert manifest["created"].endswith("Z")
+
+
+def test_manifest_records_that_the_engines_agreed_on_the_photos(manifest: dict[str, Any]) -> None:
+    agreed = manifest["agreement"]
+    assert agreed["agree"] is True and agreed["top1_agree"] is True and agreed["reference"] == "keras"
+    assert set(agreed["max_abs_diff"]) == {"tflite", "onnx", "savedmodel"}
+    assert all(0 <= d < agreed["tolerance"] == 1e-4 for d in agreed["max_abs_diff"].values())
+    assert manifest["provenance"]["tools"]["tf2onnx"] and manifest["provenance"]["published_top1"] == 0.751
 
 
 def test_manifest_sha256s_match_the_files(manifest: dict[str, Any]) -> None:
@@ -68,13 +86,16 @@ def test_manifest_sha256s_match_the_files(manifest: dict[str, Any]) -> None:
     savedmodel = MODEL_DIR / manifest["artifacts"]["savedmodel"]["path"]
     assert (savedmodel / "saved_model.pb").is_file()
     assert manifest["artifacts"]["savedmodel"]["sha256"] == _tree_sha256(savedmodel)
+    onnx = (MODEL_DIR / manifest["artifacts"]["onnx"]["path"]).read_bytes()
+    assert manifest["artifacts"]["onnx"]["sha256"] == _sha256(onnx)
+    assert manifest["artifacts"]["onnx"]["bytes"] == len(onnx)
 
 
 def test_manifest_records_the_weights_it_was_built_from(manifest: dict[str, Any]) -> None:
-    from modelbuild.manifest import weights_path
+    from modelbuild.catalog import weights_path
 
-    assert manifest["source"]["sha256"] == _sha256(weights_path().read_bytes())
-    assert manifest["source"]["file"].endswith(weights_path().name)
+    assert manifest["provenance"]["source"]["sha256"] == _sha256(weights_path().read_bytes())
+    assert manifest["provenance"]["source"]["file"].endswith(weights_path().name)
 
 
 def test_labels_are_the_first_imagenet_synonyms(manifest: dict[str, Any]) -> None:
@@ -90,10 +111,15 @@ def test_labels_are_the_first_imagenet_synonyms(manifest: dict[str, Any]) -> Non
 
 
 def test_rerun_is_a_no_op(manifest: dict[str, Any]) -> None:
-    from modelbuild.export import is_up_to_date
-    from modelbuild.manifest import build_inputs
+    from fnvision_common.repository import LocalRepository
 
-    if not is_up_to_date(MODEL_DIR, build_inputs()):
+    from modelbuild.build import is_up_to_date
+    from modelbuild.catalog import bundled
+
+    spec, repo = bundled("efficientnet-lite0"), LocalRepository(REPO / ".local" / "models")
+    built = repo.folder(spec.name, spec.version) / "manifest.json"
+    installed = (MODEL_DIR / "manifest.json").read_bytes()
+    if not is_up_to_date(repo, spec, spec.build_inputs()) or built.read_bytes() != installed:
         pytest.skip("built model is stale (modelbuild or its inputs changed): run `make model`")
     before = (MODEL_DIR / "manifest.json").stat().st_mtime_ns
     run = subprocess.run(
@@ -147,6 +173,21 @@ def test_litert_single_image_matches_the_batch(manifest: dict[str, Any], photo_b
     batch = _litert(manifest, photo_batch)
     single = _litert(manifest, photo_batch[1:2])
     assert float(np.abs(single[0] - batch[1]).max()) < 1e-5
+
+
+def test_onnx_runtime_classifies_like_litert(manifest: dict[str, Any], photo_batch: np.ndarray) -> None:
+    import onnxruntime as ort
+
+    path = MODEL_DIR / manifest["artifacts"]["onnx"]["path"]
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (inp,) = session.get_inputs()
+    assert inp.name == "images" and inp.shape[1:] == [224, 224, 3]
+    (onnx_probs,) = session.run(["probabilities"], {"images": photo_batch.astype(np.float32)})
+    lite_probs = _litert(manifest, photo_batch)
+    assert float(np.abs(onnx_probs - lite_probs).max()) < 1e-4
+    assert (onnx_probs.argmax(axis=1) == lite_probs.argmax(axis=1)).all()
+    for photo, row in zip(sample_photos(CHECKED), onnx_probs, strict=True):
+        assert photo.check(row) == []
 
 
 @pytest.mark.slow

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from modelbuild.catalog import weights_path
 from modelbuild.legacy_pth import MAGIC_NUMBER, LegacyPthError, UnsafePickleError, read_state_dict
-from modelbuild.manifest import weights_path
 
 SYS_INFO = {"protocol_version": 1001, "little_endian": True, "type_sizes": {"short": 2, "int": 4, "long": 4}}
 

@@ -109,10 +109,11 @@ def test_real_predict_manifest_gives_its_input(tmp_path: Path) -> None:
     # What `make model` does: copy predict's manifest next to preprocess's func.py.
     default = tmp_path / MANIFEST_FILE
     shutil.copy(PREDICT_MANIFEST, default)
-    spec = json.loads(PREDICT_MANIFEST.read_text())["input"]
+    doc = json.loads(PREDICT_MANIFEST.read_text())  # manifest v2 (docs/contracts.md §2)
+    (spec,) = doc["inputs"]
     model = Settings.from_env({}, default_manifest=default).model
     assert model.name == spec["name"] and model.size == spec["shape"][1]
-    assert model.resize_shorter == spec["preprocessing"]["resize_shorter_to"]
+    assert model.resize_shorter == doc["preprocessing"]["resize_shorter_to"]
 
 
 def test_generated_manifest_copy_is_git_ignored() -> None:
