@@ -24,7 +24,7 @@ from preprocess_core import service
 from preprocess_core.done import ServedModel
 from preprocess_core.errors import ConfigError, PreprocessError
 from preprocess_core.events import parse_request
-from preprocess_core.fetch_s3 import S3Store
+from preprocess_core.fetch_s3 import RecordIndex, S3Store
 from preprocess_core.fetch_url import UrlFetcher
 from preprocess_core.predict_client import PredictClient
 from preprocess_core.settings import MANIFEST_FILE, Settings
@@ -79,6 +79,7 @@ def _deps() -> service.Deps:
             max_request_bytes=settings.predict_max_request_bytes,
         ),
         served_model=ServedModel(settings.done_check_seconds),
+        index=RecordIndex(store) if settings.results_index else None,
     )
 
 

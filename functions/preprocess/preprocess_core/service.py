@@ -20,7 +20,6 @@ or a failed call that its event source delivers again):
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -30,6 +29,8 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
+from fnvision_common.access import bearer_matches
+from fnvision_common.result_index import FAILURE_SCHEMA, IndexStore, format_time, write_indexed
 from fnvision_common.result_keys import (
     ResultKeyError,
     check_bucket_name,
@@ -59,7 +60,6 @@ from .predict_client import PredictAnswer
 from .settings import Settings
 
 log = logging.getLogger(__name__)
-FAILURE_SCHEMA = "fn-vision/failure@1"
 
 
 class ObjectStore(Protocol):
@@ -93,6 +93,8 @@ class Deps:
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     served_model: ServedModel = field(default_factory=lambda: ServedModel(ttl=0.0))
     """The model predict answers with (per hot container); ttl 0 turns the duplicate check off."""
+    index: IndexStore | None = None
+    """Where failure records' result-index entries go (None: records are written without them)."""
 
 
 @dataclass
@@ -106,11 +108,7 @@ class _Item:
 
 def check_auth(headers: Mapping[str, str], token: str, gateway: bool) -> None:
     """With AUTH_TOKEN set, HTTP-trigger calls must send `Authorization: Bearer <token>`."""
-    if not token or not gateway:
-        return
-    given = headers.get("authorization", "")
-    scheme, _, value = given.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
+    if token and gateway and not bearer_matches(headers, token):
         raise UnauthorizedError("missing or wrong `Authorization: Bearer` token")
 
 
@@ -386,17 +384,28 @@ def _record_failure(
 ) -> dict[str, Any]:
     """Write the failure record once per object version; never raises (status "error" instead)."""
     settings = deps.settings
+    bucket = settings.results_bucket
     key = failure_key(settings.results_prefix, source["bucket"], source["key"], source["etag"])
-    document = {
-        "schema": FAILURE_SCHEMA,
-        "source": source,
-        "error": exc.detail(),
-        "stage": stage,
-        "call_id": call_id,
-        "recorded_at": deps.now().isoformat().replace("+00:00", "Z"),
-    }
+
+    def build(recorded_at: datetime) -> dict[str, Any]:
+        return {
+            "schema": FAILURE_SCHEMA,
+            "source": source,
+            "error": exc.detail(),
+            "stage": stage,
+            "call_id": call_id,
+            "recorded_at": format_time(recorded_at),
+        }
+
     try:
-        status = deps.store.put_if_absent(settings.results_bucket, key, document)
+        if deps.index is None:
+            status = deps.store.put_if_absent(bucket, key, build(deps.now()))
+        else:
+            created = write_indexed(
+                deps.index, bucket, settings.results_prefix, key, build, deps.now(),
+                lambda document: deps.store.put_if_absent(bucket, key, dict(document)) == "created",
+            )
+            status = "created" if created else "exists"
     except RecordRefusedError as err:
         # Permanent: a retry would be refused the same way. Logged as an error, not retried for ever.
         log.error("failure record refused by the store", extra={"key": key, "why": err.message})
