@@ -63,7 +63,7 @@ FOLDER_END = "~"
 HASHED = "~sha256/"
 _REV_SPAN = 10**13
 _SAFE = " -_.,'()&+@!$*=:;"
-"""Characters kept as they are in a label or model segment (``/``, ``%`` and ``~`` are quoted)."""
+"""Characters kept as they are in a label or model segment (``/`` and ``%`` are quoted, so a segment is one folder)."""
 
 
 class IndexStore(Protocol):
@@ -101,7 +101,7 @@ def format_time(moment: datetime) -> str:
 
 
 def label_segment(label: str) -> str:
-    """A label as it appears in entry keys: lower case (label filters ignore case), ``/``/``%``/``~`` quoted."""
+    """A label as it appears in entry keys: lower case (label filters ignore case), ``/`` and ``%`` quoted."""
     return quote(label.strip().lower(), safe=_SAFE)
 
 
