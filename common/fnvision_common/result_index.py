@@ -36,7 +36,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -62,6 +62,7 @@ FOLDER_END = "~"
 """Ends a folder in a ``source`` entry, so that a folder's listing does not run into its subfolders'."""
 HASHED = "~sha256/"
 _REV_SPAN = 10**13
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SAFE = " -_.,'()&+@!$*=:;"
 """Characters kept as they are in a label or model segment (``/`` and ``%`` are quoted, so a segment is one folder)."""
 
@@ -80,13 +81,13 @@ class IndexStore(Protocol):
 
 def rev(moment: datetime) -> str:
     """The newest-first sort key of a moment: 13 digits, ``9999999999999 - epoch milliseconds``."""
-    ms = int(moment.astimezone(UTC).timestamp() * 1000)
+    ms = (moment - _EPOCH) // timedelta(milliseconds=1)  # exact: no float rounding
     return f"{_REV_SPAN - 1 - ms:013d}"
 
 
 def moment_of(rev_text: str) -> datetime:
     """The moment (ms precision, UTC) a ``rev`` stands for."""
-    return datetime.fromtimestamp((_REV_SPAN - 1 - int(rev_text)) / 1000, UTC)
+    return _EPOCH + timedelta(milliseconds=_REV_SPAN - 1 - int(rev_text))
 
 
 def parse_time(text: str) -> datetime:
@@ -225,6 +226,8 @@ class Entry:
     """One listed entry, parsed back from its key."""
 
     key: str
+    rev: str
+    """The entry's sort key (``rev`` of its record's time): compare bounds with it, not with times."""
     recorded_at: datetime
     rank: int | None
     """For ``label`` entries: the label's place in the predictions (1 = top-1)."""
@@ -276,7 +279,7 @@ def parse_entry(listing_prefix: str, key: str, *, ranked: bool = False) -> Entry
     if not rest:
         return None
     document = None if rest.startswith(HASHED) else rest
-    return Entry(key=key, recorded_at=moment_of(when), rank=rank, document=document)
+    return Entry(key=key, rev=when, recorded_at=moment_of(when), rank=rank, document=document)
 
 
 def claim_key(prefix: str, document_key: str) -> str:

@@ -111,13 +111,15 @@ class Lister:
         last = ""
         exhausted = True
         batch: list[_Candidate] = []
+        # Bounds compare at the index's precision, milliseconds (recorded_at has microseconds).
+        oldest = ri.rev(query.since) if query.since else None
         for key in listed:
             if len(items) + len(batch) >= query.limit or walked >= MAX_WALK:
                 exhausted = False  # there is at least one more key: the next page starts after `last`
                 break
             walked += 1
             entry = ri.parse_entry(how.listing, key, ranked=how.ranked)
-            if entry is not None and query.since and entry.recorded_at < query.since:
+            if entry is not None and oldest is not None and entry.rev > oldest:
                 break  # newest first: everything after this is older still
             last = key
             if entry is None or not entry_matches(query, entry):

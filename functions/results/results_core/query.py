@@ -136,8 +136,11 @@ def plan(query: Query, prefix: str) -> Plan:
         listing, ranked = ri.family_prefix(prefix, ri.SOURCE, ri.source_value(query.bucket, folder)), False
     else:
         listing, ranked = ri.family_prefix(prefix, ri.ALL), False
-    # Entries at or before `until` have a rev at or above rev(until): start just before them.
-    start_after = listing + ri.rev(query.until) if query.until else ""
+    # Entries at or before `until` have a rev at or above rev(until): start after every key of the
+    # rev just below. Not `StartAfter=<listing><rev>`: SeaweedFS skips the whole "folder" of that rev then.
+    start_after = ""
+    if query.until and int(ri.rev(query.until)) > 0:
+        start_after = f"{listing}{int(ri.rev(query.until)) - 1:013d}~"
     if query.page_token:
         start_after = max(start_after, read_token(query.page_token, query, listing))
     return Plan(listing, ranked, start_after, empty=bool(query.label and query.status == ri.FAILED))
