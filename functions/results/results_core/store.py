@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from fnvision_common.s3client import error_code, is_not_found, normalise_etag
 
-from .errors import StorageError
+from .errors import BadQueryError, ResultsError, StorageError
 
 _PAGE = 1000
 
@@ -52,7 +52,10 @@ class S3Reader:
     def __init__(self, client: Any) -> None:
         self._client = client
 
-    def _fail(self, what: str, exc: Exception) -> StorageError:
+    def _fail(self, what: str, exc: Exception) -> ResultsError:
+        if type(exc).__name__ == "ParamValidationError":
+            # botocore refuses the name before any request (a bucket S3 cannot have): bad input, no outage.
+            return BadQueryError(f"cannot {what[:200]}: {str(exc).splitlines()[-1][:200]}")
         return StorageError(f"cannot {what}: {error_code(exc) or type(exc).__name__}: {exc}")
 
     def keys(self, bucket: str, prefix: str, start_after: str = "") -> Iterator[str]:
