@@ -9,8 +9,8 @@ import httpx
 import pytest
 from fnvision_common import result_index as ri
 
-from fnlocal import FnLocal
 from devstack.ports import free_port
+from fnlocal import FnLocal
 from tests.e2e.conftest import REPO, ResultsApp
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]

@@ -86,3 +86,16 @@ def test_the_docs_page_lists_every_trigger(results_app: ResultsApp, browser) -> 
                  "/results", "/results/one", "/results/gallery", "/results/openapi.json", "/results/docs"):
         assert path in text
     assert problems == []
+
+
+def test_the_snapshot_opens_without_a_server(results_app: ResultsApp, browser, tmp_path: Path) -> None:
+    from devstack.snapshot import write_snapshot
+
+    out = write_snapshot(results_app.url("results/gallery"), {"bucket": "images", "prefix": "gallery/b/", "limit": 50},
+                         tmp_path / "index.html")
+    text = out.read_text()
+    assert "X-Amz-Signature" not in text and text.count('src="data:image/jpeg;base64,') == len(results_app.run_b)
+    page, _, problems = _open(browser, out.as_uri())
+    widths = page.eval_on_selector_all("img.thumb", "imgs => imgs.map(i => i.complete && i.naturalWidth)")
+    assert len(widths) == len(results_app.run_b) and all(w and w > 0 for w in widths)
+    assert problems == []
