@@ -1,6 +1,7 @@
 """Answer a list query: walk one index listing, keep the matching entries, fetch their documents.
 
-Cost (README.md, "Cost"): one LIST request per 1,000 entries walked, one GET per document on the
+Cost (README.md, "Results and what they cost"): one LIST for the first 2 × limit + 1 entries walked, one
+more per 1,000 after that, one GET per document on the
 page (fetched ``readers`` at a time), plus one GET per entry whose document key was hashed.
 Entries are walked newest first; the walk stops at the page's last item, at ``since``, or after
 ``MAX_WALK`` entries (then the page may be short, and its token goes on from there).
@@ -105,7 +106,8 @@ class Lister:
         how: Plan = plan(query, self._prefix)
         if how.empty:
             return Page([], None, 0)
-        listed = self._reader.keys(self._bucket, how.listing, how.start_after)
+        # Twice the page (+1 to see whether more follow): enough unless filters drop more than half.
+        listed = self._reader.keys(self._bucket, how.listing, how.start_after, first=2 * query.limit + 1)
         items: list[Item] = []
         walked = 0
         last = ""

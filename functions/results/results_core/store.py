@@ -21,8 +21,8 @@ _PAGE = 1000
 class Reader(Protocol):
     """What the queries need from the store (``S3Reader``; tests may pass another)."""
 
-    def keys(self, bucket: str, prefix: str, start_after: str = "") -> Iterator[str]:
-        """Keys under ``prefix`` in ascending order, after ``start_after``."""
+    def keys(self, bucket: str, prefix: str, start_after: str = "", first: int = 1000) -> Iterator[str]:
+        """Keys under ``prefix`` in ascending order, after ``start_after`` (``first``: the first request's size)."""
         ...
 
     def get_json(self, bucket: str, key: str) -> dict[str, Any] | None:
@@ -58,9 +58,10 @@ class S3Reader:
             return BadQueryError(f"cannot {what[:200]}: {str(exc).splitlines()[-1][:200]}")
         return StorageError(f"cannot {what}: {error_code(exc) or type(exc).__name__}: {exc}")
 
-    def keys(self, bucket: str, prefix: str, start_after: str = "") -> Iterator[str]:
-        """Page through ListObjectsV2 (1,000 keys a request) lazily: a query stops as soon as it has its page."""
-        args: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": _PAGE}
+    def keys(self, bucket: str, prefix: str, start_after: str = "", first: int = _PAGE) -> Iterator[str]:
+        """Page through ListObjectsV2 lazily: a query stops as soon as it has its page. The first request
+        asks for ``first`` keys (a page of 50 needs about that many, not 1,000 keys of XML), the next 1,000."""
+        args: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": max(1, min(first, _PAGE))}
         if start_after:
             args["StartAfter"] = start_after
         while True:
@@ -76,7 +77,7 @@ class S3Reader:
             if not page.get("IsTruncated") or not token:
                 return
             args.pop("StartAfter", None)
-            args["ContinuationToken"] = token
+            args.update(ContinuationToken=token, MaxKeys=_PAGE)
 
     def _get(self, bucket: str, key: str) -> bytes | None:
         try:
