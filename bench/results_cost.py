@@ -24,13 +24,14 @@ from urllib.parse import unquote, urlsplit
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "functions" / "predict"), str(REPO / "functions" / "results")]
 
-from devstack.seaweedfs import SeaweedFS, find_free_base  # noqa: E402
 from fnvision_common import result_index as ri  # noqa: E402
 from predict_core.codecs.base import Label, Source  # noqa: E402
 from predict_core.results import S3ResultStore, build_document, record  # noqa: E402
 from results_core.listing import Lister  # noqa: E402
 from results_core.query import parse_query  # noqa: E402
 from results_core.store import S3Reader  # noqa: E402
+
+from devstack.seaweedfs import SeaweedFS, find_free_base  # noqa: E402
 
 MODEL = {"name": "efficientnet-lite0", "version": "1.0.0", "digest": "sha256:" + "0" * 64, "engine": "litert"}
 LABELS = ["tiger cat", "tabby", "Egyptian cat", "lynx", "window screen", "espresso", "cup", "daisy"]
