@@ -62,7 +62,8 @@ class Requests:
 def _metadata(i: int) -> dict[str, Any]:
     return {"source": {"size": 120_000 + i, "content_type": "image/jpeg", "event_time": "2026-11-21T12:00:00Z",
                        "event_type": "com.oraclecloud.objectstorage.createobject", "origin": "filer"},
-            "image": {"format": "JPEG", "width": 640, "height": 480, "sha256": f"{i:064x}", "mode": "RGB", "bytes": 120_000},
+            "image": {"format": "JPEG", "width": 640, "height": 480, "sha256": f"{i:064x}", "mode": "RGB",
+                      "bytes": 120_000},
             "exif": {"datetime_original": None, "make": None, "model": None, "orientation": 1, "gps": None}}
 
 
@@ -88,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
             per_record.append(count.reset())
         again = record(store, "results", "", source, MODEL, doc, store)
         duplicate = count.reset()
-        failure = {"schema": ri.FAILURE_SCHEMA, "source": {"bucket": "images", "key": "samples/x/notes.jpg", "etag": "f"},
+        failed_source = {"bucket": "images", "key": "samples/x/notes.jpg", "etag": "f"}
+        failure = {"schema": ri.FAILURE_SCHEMA, "source": failed_source,
                    "error": {"code": "not_an_image", "message": "not an image"}, "stage": "decode",
                    "call_id": "01JCALL", "recorded_at": ri.format_time(start)}
         fkey = "images/samples/x/notes.jpg/f/failure.json"
