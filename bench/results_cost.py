@@ -5,7 +5,8 @@
 Against a real SeaweedFS: records results shaped like the pipeline's (five labels, a key two folders
 deep) through predict's own writer (predict_core.results.record with the index), one failure record
 through the same protocol, then lists by label with the results function's own Lister, counting every
-S3 request and the bytes of each PUT body (botocore's before-send event). The README's "Cost" table
+S3 request and the bytes of each PUT body (botocore's before-send event); and the median time to record
+one result with and without the index. The README's "Cost" table
 holds the figures from this script and, for 100,000 stored results, what the design makes them.
 """
 
@@ -13,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -67,6 +70,25 @@ def _metadata(i: int) -> dict[str, Any]:
             "exif": {"datetime_original": None, "make": None, "model": None, "orientation": 1, "gps": None}}
 
 
+def _record_times(store: S3ResultStore, start: datetime, n: int = 30) -> dict[str, float]:
+    """Median ms to record one result: the document alone, and indexed with predict's 4 writers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    out = {}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for name, index, run in (("document_only", None, map), ("indexed_4_writers", store, pool.map), ("indexed_sequential", store, map)):
+            times = []
+            for i in range(n):
+                source = Source("images", f"timing/{name}/photo-{i:05d}.jpg", f"{i:032x}", _metadata(i))
+                labels = [Label(j, LABELS[(i + j) % len(LABELS)], 0.5 / (j + 1)) for j in range(5)]
+                doc = build_document(source, labels, MODEL, {}, "01JCALL", False, start)
+                began = time.perf_counter()
+                record(store, "results", "", source, MODEL, doc, index, run)
+                times.append((time.perf_counter() - began) * 1000)
+            out[name] = round(statistics.median(times[3:]), 1)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=10)
@@ -103,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         top1 = lister.run(parse_query({"label": ["tiger cat"], "limit": ["50"]}, 50))
         listing_top1 = count.reset()
         doc_bytes = len(json.dumps(doc, separators=(",", ":")).encode())
+        client.meta.events.unregister("before-send.s3", count)
+        timing = _record_times(store, start)
         report = {
             "records": args.records,
             "one_result": per_record[0],
@@ -111,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             "one_failure_record": failure_cost,
             "list_50_by_label_in_topk": {**listing, "items": len(page.items), "entries_walked": page.walked},
             "list_50_by_label_top1": {**listing_top1, "items": len(top1.items), "entries_walked": top1.walked},
+            "record_ms_median": timing,
         }
     print(json.dumps(report, indent=1))
     return 0
