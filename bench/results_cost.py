@@ -76,7 +76,8 @@ def _record_times(store: S3ResultStore, start: datetime, n: int = 30) -> dict[st
 
     out = {}
     with ThreadPoolExecutor(max_workers=4) as pool:
-        ways = (("document_only", None, map), ("indexed_4_writers", store, pool.map), ("indexed_sequential", store, map))
+        ways = (("document_only", None, map), ("indexed_4_writers", store, pool.map),
+                ("indexed_sequential", store, map))
         for name, index, run in ways:
             times = []
             for i in range(n):
