@@ -71,3 +71,10 @@ def test_the_gallery_escapes_what_documents_say() -> None:
     assert "<script>alert" not in page and "<b>cat</b>" not in page and "&lt;b&gt;cat&lt;/b&gt;" in page
     assert "camera Canon &lt;i&gt;EOS&lt;/i&gt;" in page and "taken 2026:01:01 10:00:00" in page
     assert 'src="http://s3/images/&lt;script&gt;alert(1)&lt;/script&gt;.jpg?a=1&amp;b=2"' in page
+
+
+def test_a_card_without_labels_shows_the_outputs() -> None:
+    doc = {"schema": ri.RESULT_SCHEMA, "source": {"bucket": "images", "key": "a.jpg"}, "outputs": {"age": [31.5]},
+           "model": {"name": "age", "version": "1"}, "recorded_at": "2026-11-21T12:00:00Z"}
+    page = gallery(Page([Item("k", doc)], None, 1), q(), lambda b, k: "http://s3/x")
+    assert "{&#34;age&#34;: [31.5]}" in page and "(no labels)" not in page

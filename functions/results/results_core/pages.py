@@ -61,6 +61,8 @@ def card(item: Item, thumb: Callable[[str, str], str | None]) -> dict[str, Any]:
         "source_key": key,
         "thumb": None if failed or not bucket or not key else thumb(bucket, key),
         "labels": labels[:5],
+        # Models that are not classifiers (docs/contracts.md: regression results carry `outputs`).
+        "outputs": None if labels or doc.get("outputs") is None else json.dumps(doc["outputs"])[:300],
         "model": " ".join(t for t in (_text(model.get("name")), _text(model.get("version"))) if t),
         "captured": _text(exif.get("datetime_original")),
         "camera": camera or None,
