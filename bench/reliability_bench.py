@@ -86,7 +86,9 @@ def burst(stack: Any, jpegs: list[bytes], n: int, concurrency: int, function_log
 
 def event_latency(stack: Any, keys: list[str], bucket: str = "images") -> dict[str, Any]:
     """Median ms of one storage event per key, sent straight to preprocess's /invoke."""
-    from triggers.events import ObjectRef, s3_records, to_body
+    from fnvision_common.objects import ObjectRef
+
+    from triggers.events import s3_records, to_body
     from triggers.invoker import HttpInvoker
 
     client = stack.seaweed.client()

@@ -24,6 +24,7 @@ from fnlocal.protocol import FnError, Headers
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 SOCKET_NAME = "lsnr.sock"
 _RECONNECT_AFTER_S = 30.0  # the fdk closes idle keep-alive connections after 75 s
+_CHUNK = 64 * 1024
 
 
 class LogSink:
@@ -168,7 +169,12 @@ class Container:
         raise FnError(504, protocol.MSG_INIT_TIMEOUT)
 
     def post_call(self, headers: Headers, body: bytes, timeout_s: float) -> tuple[int, Headers, bytes]:
-        """POST /call on the container's socket; raises OSError/HTTPException on transport errors."""
+        """POST /call on the container's socket; raises OSError/HTTPException on transport errors.
+
+        A body goes chunked, as the agent streams the inbound body on (fn-contract.md §2.3; the fdk's
+        100 MB Content-Length cap does not apply then); an empty one as `Content-Length: 0`, as Go's
+        client sends a body that ends at once.
+        """
         now = time.monotonic()
         if self._conn is not None and now - self._conn_used > _RECONNECT_AFTER_S:
             self._conn.close()
@@ -183,8 +189,13 @@ class Container:
             conn.putrequest("POST", "/call", skip_accept_encoding=True)
             for key, value in headers:
                 conn.putheader(key, value)
-            conn.putheader("Content-Length", str(len(body)))
-            conn.endheaders(body)
+            if body:
+                conn.putheader("Transfer-Encoding", "chunked")
+                view = memoryview(body)
+                conn.endheaders((view[i : i + _CHUNK] for i in range(0, len(body), _CHUNK)), encode_chunked=True)
+            else:
+                conn.putheader("Content-Length", "0")
+                conn.endheaders()
             resp = conn.getresponse()
             data = resp.read()
         except BaseException:

@@ -100,6 +100,13 @@ def header(headers: Iterable[tuple[str, str]], name: str) -> str | None:
     return found
 
 
+def call_headers(headers: Iterable[tuple[str, str]], call_id: str, timeout_s: float) -> Headers:
+    """The headers of the agent's `POST /call` to a container (fn `createUDSRequest`, §2.3): the inbound
+    request's headers without hop-by-hop ones, then the agent's `Fn-Call-Id` and `Fn-Deadline`."""
+    out = [(k, v) for k, v in strip_hop(headers) if k not in ("Fn-Call-Id", "Fn-Deadline")]
+    return out + [("Fn-Call-Id", call_id), ("Fn-Deadline", deadline_header(timeout_s))]
+
+
 def trigger_request_headers(headers: Iterable[tuple[str, str]], method: str, url: str) -> Headers:
     """Rewrite a client's request for an HTTP trigger (fn `ServeHTTPTrigger`)."""
     out: Headers = []

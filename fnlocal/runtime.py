@@ -187,8 +187,7 @@ class Runtime:
         container.call_id = call_id
         container.calls += 1
         container.call_deadline = time.monotonic() + fn.timeout_s
-        send = [(k, v) for k, v in protocol.strip_hop(headers) if k not in ("Fn-Call-Id", "Fn-Deadline")]
-        send += [("Fn-Call-Id", call_id), ("Fn-Deadline", protocol.deadline_header(fn.timeout_s))]
+        send = protocol.call_headers(headers, call_id, fn.timeout_s)
         try:
             status, out_headers, out_body = container.post_call(send, body, fn.timeout_s)
         except (OSError, http.client.HTTPException) as exc:

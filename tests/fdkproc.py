@@ -1,42 +1,44 @@
-"""Run a function's real fdk process on a unix socket, as the Fn agent does, and talk to it.
-
-Generic (any ``func.py``), used by the predict contract tests and the bench; reusable for
-preprocess:
+"""A function's real fdk process, started and called by fnlocal's own agent code, for the contract tests
+and the benches:
 
     with FdkProcess(Path("functions/predict/func.py"), env={"TOP_K": "3"}) as fn:
         reply = fn.call(b"...", headers={"Content-Type": "application/json"})
         reply.status, reply.headers["fn-http-status"], reply.json()
 
-``TriggerProxy`` is a loopback HTTP server that behaves like an Fn HTTP trigger in front of the
-process (request headers wrapped as ``Fn-Http-H-*`` with ``Fn-Intent: httprequest``, the reply's
-``Fn-Http-Status`` and ``Fn-Http-H-*`` unwrapped), so that unmodified HTTP clients that need a TCP
-URL (tritonclient, requests, ...) can be pointed at a function.
+The process is a ``fnlocal.container.Container`` (``python -S`` running the fdk's main on a unix
+socket, the agent's readiness check, chunked ``POST /call``), the request headers are
+``fnlocal.protocol``'s (``call_headers``; ``trigger_request_headers`` with ``gateway=True``).
+What is the tests' own: the process sees the dev venv's packages (fnlocal installs the function's lock
+instead, which needs ``make wheels``), its output is kept for ``stderr()``/``json_logs()``, and /proc
+figures for the memory tests and benches.
+
+``TriggerProxy`` is a loopback HTTP server in front of the process that does what Fn's agent and HTTP
+trigger do (``fnlocal.protocol``: trigger request rewrite, container status mapping, trigger response
+rewrite), so that unmodified HTTP clients that need a TCP URL (tritonclient, ...) can be pointed at it.
 """
 
 from __future__ import annotations
 
-import http.client
+import contextlib
 import json
 import os
-import shutil
-import signal
-import subprocess
-import sys
 import sysconfig
 import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from fnlocal.container import UnixHTTPConnection, fdk_command
+from fnlocal import protocol
+from fnlocal.config import Function
+from fnlocal.container import Container, LogSink
+from fnlocal.container import python_path as container_python_path
+from triggers import loopback
 
-DEADLINE = "2030-01-01T00:00:30Z"
-_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "proxy-connection", "host"}
+COMMON = Path(__file__).resolve().parents[1] / "common"
 
 
 @dataclass
@@ -57,33 +59,34 @@ class FdkReply:
         return int(self.headers.get("fn-http-status", self.status))
 
 
-def fdk_binary() -> str:
-    """The `fdk` console script next to this Python (the dev venv's)."""
-    candidate = Path(sys.executable).parent / "fdk"
-    return str(candidate) if candidate.exists() else (shutil.which("fdk") or "fdk")
-
-
 def python_path(function_dir: Path) -> str:
     """``/function:/python`` as on Fn: the function folder first, then the dev venv's site-packages.
 
-    With ``python -S`` (``fnlocal.container.fdk_command``) no ``.pth`` file is processed, so the
-    project's own packages (installed editable) are not importable: an import from outside the
-    function folder fails here as it would in the image. The one exception is ``fnvision_common``,
-    which both functions declare in their requirements (in the image it is installed in /python):
-    its source folder stands in for the editable install.
+    With ``python -S`` no ``.pth`` file is processed, so the project's own packages (installed
+    editable) are not importable: an import from outside the function folder fails here as it would in
+    the image. The one exception is ``fnvision_common``, which both functions declare in their
+    requirements (in the image it is installed in /python): its source folder stands in for the
+    editable install.
     """
     paths = sysconfig.get_paths()
-    shared = Path(__file__).resolve().parents[1] / "common"
-    return os.pathsep.join(dict.fromkeys([str(function_dir), paths["purelib"], paths["platlib"], str(shared)]))
+    packages = dict.fromkeys([paths["purelib"], paths["platlib"], str(COMMON)])
+    return container_python_path(function_dir, list(packages))
+
+
+class _Output(LogSink):
+    """Keeps the process's output lines (stdout and stderr) instead of writing them to a log."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def write(self, tag: str, line: str) -> None:
+        self.lines.append(line)  # list.append is atomic: the container's pump thread is the only writer
 
 
 @dataclass
 class FdkProcess:
-    """A `fdk <func.py> handler` child process listening on `<tmp>/lsnr.sock`.
-
-    Started like Fn (and fnlocal) start it: ``python -S`` running the fdk's main, cwd outside the
-    repository (the socket folder), ``PYTHONPATH`` = function folder, then the packages.
-    """
+    """A started fdk process for one ``func.py``; one call at a time, as the agent's pool does."""
 
     func: Path
     env: Mapping[str, str] = field(default_factory=dict)
@@ -91,72 +94,39 @@ class FdkProcess:
     start_timeout: float = 20.0
     call_timeout: float = 120.0
     inherit_env: bool = True
-    proc: subprocess.Popen[bytes] | None = None
+    container: Container | None = None
     started_at: float = 0.0
 
     def __post_init__(self) -> None:
         self.func = Path(self.func).resolve()
-        # AF_UNIX paths are limited to ~107 bytes: keep the directory short.
-        self.dir = Path(tempfile.mkdtemp(prefix="fdk-", dir="/tmp"))
-        self.socket_path = self.dir / "lsnr.sock"
-        self._stderr = open(self.dir / "stderr.log", "wb")  # noqa: SIM115 - closed in stop()
-        self._conn: UnixHTTPConnection | None = None
+        # the container's socket folder goes in here; AF_UNIX paths are limited to ~107 bytes
+        self.root = Path(tempfile.mkdtemp(prefix="fdk-", dir="/tmp"))
+        self._output = _Output()
         self._lock = threading.Lock()
 
-    # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> FdkProcess:
-        """Spawn the process and wait until the socket symlink appears (the agent's readiness rule).
-
-        If it does not start, the process is stopped and its folder removed before raising.
-        """
+        """Start the process; raises fnlocal's FnError (Fn's init failure or init timeout) if it does not."""
         env = dict(os.environ) if self.inherit_env else {"PATH": os.environ.get("PATH", "")}
         env.update(self.env)
-        env.update(
-            FN_FORMAT="http-stream",
-            FN_LISTENER=f"unix:{self.socket_path}",
-            PYTHONPATH=python_path(self.func.parent),
-            PYTHONUNBUFFERED="1",
-        )
+        env.update(FN_FORMAT="http-stream", PYTHONPATH=python_path(self.func.parent), PYTHONUNBUFFERED="1")
+        fn = Function(app="tests", name=self.func.parent.name, fn_id=self.func.parent.name,
+                      directory=self.func.parent, handler=self.entrypoint, memory_mb=0,
+                      timeout_s=self.call_timeout, idle_timeout_s=0.0, config={})
         self.started_at = time.perf_counter()
         try:
-            self.proc = subprocess.Popen(
-                [*fdk_command(), str(self.func), self.entrypoint],
-                cwd=str(self.dir),
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=self._stderr,
-                stderr=self._stderr,
-                start_new_session=True,
-            )
-            deadline = time.monotonic() + self.start_timeout
-            while not self.socket_path.exists():
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"fdk exited with {self.proc.returncode}: {self.stderr()[-2000:]}")
-                if time.monotonic() > deadline:
-                    raise TimeoutError(
-                        f"fdk did not create {self.socket_path} in {self.start_timeout} s: {self.stderr()[-2000:]}"
-                    )
-                time.sleep(0.005)
+            self.container = Container(fn, env, self.root, self._output, start_timeout_s=self.start_timeout)
         except BaseException:
-            self.stop()
+            with contextlib.suppress(OSError):  # left in place if the container left something behind
+                self.root.rmdir()
             raise
         return self
 
     def stop(self) -> None:
-        """Terminate the process group and remove the socket folder."""
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        if not self._stderr.closed:
-            self._stderr.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        """Stop the process group and remove its folders (an error if the container left anything)."""
+        if self.container is not None:
+            self.container.close(grace_s=5.0)
+        with contextlib.suppress(FileNotFoundError):
+            self.root.rmdir()
 
     def __enter__(self) -> FdkProcess:
         return self.start()
@@ -167,72 +137,41 @@ class FdkProcess:
     @property
     def pid(self) -> int:
         """Process id of the fdk."""
-        assert self.proc is not None, "not started"
-        return self.proc.pid
+        assert self.container is not None, "not started"
+        return self.container.pid
 
     def alive(self) -> bool:
         """True while the process runs."""
-        return self.proc is not None and self.proc.poll() is None
+        return self.container is not None and self.container.alive
 
-    # -- calls -----------------------------------------------------------------------------
     def call(
         self,
         body: bytes = b"",
         headers: Mapping[str, str] | None = None,
         *,
         call_id: str | None = None,
-        chunked: bool = True,
         gateway: bool = False,
         method: str = "POST",
         request_url: str = "http://127.0.0.1:8080/t/app/fn",
     ) -> FdkReply:
-        """POST /call like the agent: Fn-Call-Id, Fn-Deadline, chunked body.
-
-        With ``gateway=True`` the headers are wrapped as an HTTP trigger would (``Fn-Http-H-*``,
-        except Content-Type) and ``Fn-Intent: httprequest`` is added.
-        """
-        out = {"Fn-Call-Id": call_id or uuid.uuid4().hex.upper()[:26], "Fn-Deadline": DEADLINE}
-        for key, value in (headers or {}).items():
-            if gateway and key.lower() != "content-type":
-                out[f"Fn-Http-H-{key}"] = value
-            else:
-                out[key] = value
+        """POST /call like the agent; with ``gateway=True`` the request an HTTP trigger makes of it."""
+        assert self.container is not None, "not started"
+        sent = list((headers or {}).items())
         if gateway:
-            out.update({"Fn-Intent": "httprequest", "Fn-Http-Method": method, "Fn-Http-Request-Url": request_url})
+            sent = protocol.trigger_request_headers(sent, method, request_url)
+        sent = protocol.call_headers(sent, call_id or protocol.new_call_id(), self.call_timeout)
         with self._lock:
-            for attempt in (0, 1):
-                conn = self._connection()
-                try:
-                    if chunked:
-                        out["Transfer-Encoding"] = "chunked"
-                        conn.request("POST", "/call", body=_chunks(body), headers=out, encode_chunked=True)
-                    else:
-                        conn.request("POST", "/call", body=body, headers=out)
-                    resp = conn.getresponse()
-                    data = resp.read()
-                    return FdkReply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
-                except (ConnectionError, http.client.RemoteDisconnected, BrokenPipeError):
-                    self._conn = None
-                    conn.close()
-                    if attempt or not self.alive():
-                        raise
-        raise AssertionError("unreachable")
+            status, out, data = self.container.post_call(sent, body, self.call_timeout)
+        return FdkReply(status, {k.lower(): v for k, v in out}, data)
 
-    def _connection(self) -> UnixHTTPConnection:
-        if self._conn is None:
-            self._conn = UnixHTTPConnection(str(self.socket_path), self.call_timeout)
-        return self._conn
-
-    # -- observation -----------------------------------------------------------------------
     def stderr(self) -> str:
         """Everything the process wrote so far (stdout and stderr)."""
-        self._stderr.flush()
-        return (self.dir / "stderr.log").read_text(errors="replace") if self.dir.exists() else ""
+        return "\n".join(self._output.lines)
 
     def json_logs(self) -> list[dict[str, Any]]:
         """The JSON log lines written so far (other lines are skipped)."""
         lines: list[dict[str, Any]] = []
-        for line in self.stderr().splitlines():
+        for line in self._output.lines:
             if line.startswith("{"):
                 try:
                     lines.append(json.loads(line))
@@ -257,11 +196,6 @@ class FdkProcess:
         return paths
 
 
-def _chunks(body: bytes, size: int = 64 * 1024) -> Iterator[bytes]:
-    for i in range(0, len(body), size):
-        yield body[i : i + size]
-
-
 class TriggerProxy:
     """A loopback HTTP server that forwards every request to an FdkProcess like an Fn HTTP trigger."""
 
@@ -271,58 +205,46 @@ class TriggerProxy:
         self.base_path = base_path.rstrip("/")
         self.sources = None if sources is None else {self.base_path + "/" + s.lstrip("/") for s in sources}
         self.requests: list[tuple[str, dict[str, str]]] = []
+        self.server: ThreadingHTTPServer | None = None
+
+    def _handler(self) -> type[loopback.Handler]:
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
+        class Handler(loopback.Handler):
             def do_POST(self) -> None:  # noqa: N802 - http.server naming
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
+                body = self.read_body()
                 if proxy.sources is not None and self.path.split("?")[0] not in proxy.sources:
-                    message = json.dumps({"message": "Trigger not found"}).encode()
-                    self.send_response(404)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(message)))
-                    self.end_headers()
-                    self.wfile.write(message)
+                    self._fail(protocol.FnError(404, protocol.MSG_TRIGGER_NOT_FOUND))
                     return
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
-                headers.pop("Content-Length", None)
+                headers = dict(protocol.strip_hop(self.headers.items()))
                 proxy.requests.append((self.path, headers))
-                url = f"http://{self.headers.get('Host', 'localhost')}{self.path}"
-                reply = proxy.fn.call(body, headers, gateway=True, request_url=url)
-                # triggerResponseWriter: keep Fn-Http-H-* (unwrapped) and Content-Type; status from
-                # the wire if >= 400, else Fn-Http-Status.
-                status = reply.status if reply.status >= 400 else reply.http_status
-                self.send_response(status)
-                for key, value in reply.headers.items():
-                    if key.startswith("fn-http-h-"):
-                        self.send_header(key[len("fn-http-h-") :], value)
-                    elif key == "content-type":
-                        self.send_header(key, value)
-                self.send_header("Content-Length", str(len(reply.body)))
-                self.end_headers()
-                self.wfile.write(reply.body)
+                url = protocol.request_url("http", self.headers.get("Host", "localhost"), self.path)
+                reply = proxy.fn.call(body, headers, gateway=True, method=self.command, request_url=url)
+                error = protocol.map_container_status(reply.status)
+                if error is not None:  # the agent answers a failed call itself
+                    self._fail(error)
+                    return
+                status, out = protocol.trigger_response(reply.status, reply.headers.items())
+                self.answer(status, reply.body, out)
 
             do_GET = do_POST  # noqa: N815
 
-            def log_message(self, *args: Any) -> None:
-                pass
+            def _fail(self, error: protocol.FnError) -> None:
+                self.answer(error.status, error.body(), [("Content-Type", protocol.ERROR_CONTENT_TYPE)])
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        return Handler
 
     @property
     def url(self) -> str:
         """host:port/base (the form tritonclient wants: no scheme)."""
+        assert self.server is not None, "use it as a context manager"
         host, port = self.server.server_address[:2]
         return f"{host}:{port}{self.base_path}"
 
     def __enter__(self) -> TriggerProxy:
-        self.thread.start()
+        self.server = loopback.serve(self._handler(), "trigger-proxy")
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        loopback.close(self.server)
+        self.server = None

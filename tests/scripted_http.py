@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from triggers import loopback
@@ -29,16 +28,14 @@ class ScriptedServer:
         self._lock = threading.Lock()
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
+        class Handler(loopback.Handler):
             def setup(self) -> None:
                 super().setup()
                 with owner._lock:
                     owner.connections += 1
 
             def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                body = self.read_body()
                 headers = dict(self.headers)
                 with owner._lock:
                     owner.seen.append({"path": self.path, "headers": headers, "body": body})
@@ -49,15 +46,7 @@ class ScriptedServer:
                     self.close_connection = True
                     return
                 status, extra, data = step(body, headers) if callable(step) else step
-                self.send_response(status)
-                for k, v in extra.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
+                self.answer(status, data, extra.items())
 
         self.server = loopback.serve(Handler, "scripted-http", poll_s=0.05)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}{path}"

@@ -1,7 +1,6 @@
 """Event sources that feed preprocess: filer webhook adapter, bucket watcher, moto S3 notifications,
 and the backfill job. Each delivers through an `Invoker` (triggers/invoker.py)."""
 
-from triggers.events import ObjectRef
 from triggers.invoker import HttpInvoker, InvokeError, Invoker, InvokeResult
 
-__all__ = ["HttpInvoker", "InvokeError", "InvokeResult", "Invoker", "ObjectRef"]
+__all__ = ["HttpInvoker", "InvokeError", "InvokeResult", "Invoker"]

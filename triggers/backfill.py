@@ -23,7 +23,7 @@ results are written with If-None-Match, but work). An endpoint that answers with
 synchronously (an HTTP trigger, a gateway): that batch is `done`, as without `--detached`.
 
 Options and environment (INPUT_BUCKET, VISION_PREPROCESS_URL, AUTH_TOKEN, RESULTS_BUCKET,
-RESULTS_PREFIX, S3_*) are the functions' names: see triggers/cli.py.
+RESULTS_PREFIX, S3_*) are the functions' names: see triggers/options.py.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from triggers import cli
+from triggers import options
 from triggers.backfill_job import Backfill, Summary
 from triggers.checkpoint import BackfillError, Checkpoint, Model
 from triggers.invoker import HttpInvoker
@@ -66,7 +66,7 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
     env = os.environ if env is None else env
     p = argparse.ArgumentParser(prog="vision-backfill",
                                 description="Send existing objects through preprocess, once each.")
-    cli.add_common_options(p, env)
+    options.add_common_options(p, env)
     p.add_argument("--prefix", default="")
     p.add_argument("--modified-since", type=parse_time, help="only objects modified at/after (ISO 8601, UTC)")
     p.add_argument("--model-manifest", type=Path, default=DEFAULT_MANIFEST)
@@ -100,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             model = Model.from_manifest(args.model_manifest)
         if not args.invoke_url and not args.dry_run:
-            raise BackfillError(f"--invoke-url (or {cli.PREPROCESS_URL}) is required unless --dry-run")
+            raise BackfillError(f"--invoke-url (or {options.PREPROCESS_URL}) is required unless --dry-run")
         checkpoint = None
         if not args.no_checkpoint:
             path = args.checkpoint or Path(".local/backfill") / f"{args.bucket}.jsonl"
@@ -110,9 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BackfillError as exc:
         print(f"vision-backfill: {exc}", file=sys.stderr)
         return 2
-    invoker = HttpInvoker(args.invoke_url or "http://127.0.0.1:1/", headers=cli.auth_headers(args))
+    invoker = HttpInvoker(args.invoke_url or "http://127.0.0.1:1/", headers=options.auth_headers(args))
     job = Backfill(
-        client=cli.s3_client(os.environ), invoker=invoker, bucket=args.bucket,
+        client=options.s3_client(os.environ), invoker=invoker, bucket=args.bucket,
         model=model, checkpoint=checkpoint, prefix=args.prefix, modified_since=args.modified_since,
         results_bucket=args.results_bucket, results_prefix=args.results_prefix,
         batch_size=args.batch_size, concurrency=args.concurrency, detached=args.detached,

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from fnvision_common.objects import ObjectRef
 from fnvision_common.result_keys import failure_key, is_results_location, result_key
 from fnvision_common.s3client import is_not_found, normalise_etag
 
 from triggers.checkpoint import DONE, SUBMITTED, Checkpoint, Ident, Model
-from triggers.events import JSON, ObjectRef, oci_object_event, s3_records, to_body
+from triggers.events import JSON, oci_object_event, s3_records, to_body
 from triggers.invoker import InvokeError, Invoker
 
 

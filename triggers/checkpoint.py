@@ -26,8 +26,7 @@ from pathlib import Path
 from typing import Literal, TextIO
 
 from fnvision_common.manifest import Manifest, ManifestError
-
-from triggers.events import ObjectRef
+from fnvision_common.objects import ObjectRef
 
 CHECKPOINT_SCHEMA = "fn-vision/backfill-checkpoint@1"
 DONE: Literal["done"] = "done"

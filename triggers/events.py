@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote_plus
+
+from fnvision_common.objects import ObjectRef
 
 OCI_CREATE = "com.oraclecloud.objectstorage.createobject"
 OCI_UPDATE = "com.oraclecloud.objectstorage.updateobject"
@@ -23,18 +24,6 @@ S3_PUT = "ObjectCreated:Put"
 DEFAULT_NAMESPACE = "fnvision"
 """Stands in for the OCI tenancy namespace in locally produced events."""
 JSON = "application/json"
-
-
-@dataclass(frozen=True)
-class ObjectRef:
-    """One version of one object: what every event carries."""
-
-    bucket: str
-    key: str
-    etag: str
-    """Normalised (no quotes), exactly what S3 HEAD returns for this version."""
-    size: int | None = None
-    content_type: str | None = None
 
 
 def rfc3339(moment: datetime | None = None) -> str:

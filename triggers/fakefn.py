@@ -13,14 +13,14 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
+from fnvision_common.objects import ObjectRef
 from fnvision_common.result_keys import result_key
 from fnvision_common.s3client import is_precondition_failed, normalise_etag
 
 from triggers import loopback
-from triggers.events import ObjectRef
 
 
 def parse_refs(body: bytes, headers: Mapping[str, str]) -> list[ObjectRef]:
@@ -30,12 +30,12 @@ def parse_refs(body: bytes, headers: Mapping[str, str]) -> list[ObjectRef]:
     `preprocess_core.events.parse_request`, so `functions/preprocess` must be on `sys.path` (pytest's
     `pythonpath` puts it there, as the image's PYTHONPATH does). Raises preprocess's BadEventError.
     """
-    from preprocess_core.events import ObjectRef as ParsedRef
     from preprocess_core.events import parse_request
 
     request = parse_request(body, {k.lower(): v for k, v in headers.items()}, max_images=100_000)
+    # the version alone (ETag normalised), not what the event said: it compares with what was sent
     return [ObjectRef(item.bucket, item.key, normalise_etag(item.etag), item.size)
-            for item in request.inputs if isinstance(item, ParsedRef)]
+            for item in request.inputs if isinstance(item, ObjectRef)]
 
 
 @dataclass
@@ -113,11 +113,9 @@ class FakePreprocess:
     def start(self) -> FakePreprocess:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
+        class Handler(loopback.Handler):
             def do_POST(self) -> None:  # noqa: N802 - stdlib name
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                body = self.read_body()
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 detached = headers.get("fn-invoke-type") == "detached"
                 with fake._lock:
@@ -129,15 +127,10 @@ class FakePreprocess:
                 finally:
                     with fake._lock:
                         fake.inflight -= 1
-                data = b"" if detached and status < 300 else json.dumps(answer).encode()
-                self.send_response(202 if detached and status < 300 else status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
+                if detached and status < 300:
+                    self.answer(202, b"", [("Content-Type", "application/json")])
+                else:
+                    self.answer(status, json.dumps(answer).encode(), [("Content-Type", "application/json")])
 
         self._server = loopback.serve(Handler, "fake-preprocess", poll_s=0.05)
         return self

@@ -1,8 +1,9 @@
 """SeaweedFS filer webhook receiver → OCI-style `createobject` CloudEvents → preprocess.
 
-What the filer sends and which events count is in `triggers.filer_events`; this module is the HTTP
-side: it answers the filer, forwards one CloudEvent per completed object version through an
-`Invoker`, and never drops one it could not deliver.
+How a filer event reads is `fnvision_common.filer_events`, which events count is
+`triggers.filer_events`; this module is the HTTP side: it answers the filer (400 for a body that is
+not a filer event), forwards one CloudEvent per completed object version through an `Invoker`, and
+never drops one it could not deliver.
 
 Delivery is synchronous: the webhook answers after preprocess answered (any final status: a
 refusal is preprocess's to record). The filer does **not** redeliver an event its webhook answered
@@ -32,14 +33,16 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from fnvision_common.filer_events import FilerEventError
+from fnvision_common.objects import ObjectRef
 from fnvision_common.s3client import is_not_found, normalise_etag
 
 from triggers import loopback
-from triggers.events import DEFAULT_NAMESPACE, JSON, ObjectRef, oci_object_event, to_body
+from triggers.events import DEFAULT_NAMESPACE, JSON, oci_object_event, to_body
 from triggers.filer_events import FilerChange, notification_toml, parse_filer_event, write_notification_toml
 from triggers.inflight import InFlight
 from triggers.invoker import InvokeError, Invoker
@@ -188,8 +191,12 @@ class FilerAdapter:
     def handle(self, payload: Mapping[str, Any]) -> tuple[int, str]:
         """Process one filer event; returns (HTTP status for the filer, what happened)."""
         self._count("received")
-        change = parse_filer_event(payload, buckets=self.buckets, results_bucket=self.results_bucket,
-                                   results_prefix=self.results_prefix)
+        try:
+            change = parse_filer_event(payload, buckets=self.buckets, results_bucket=self.results_bucket,
+                                       results_prefix=self.results_prefix)
+        except FilerEventError as exc:
+            self._count("ignored")
+            return 400, f"malformed event: {exc}"
         if isinstance(change, str):
             self._count("ignored")
             return 200, f"ignored: {change}"
@@ -297,12 +304,10 @@ class FilerAdapter:
         self.stop()
 
 
-def _handler_class(adapter: FilerAdapter) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
+def _handler_class(adapter: FilerAdapter) -> type[loopback.Handler]:
+    class Handler(loopback.Handler):
         def do_POST(self) -> None:  # noqa: N802 - stdlib name
-            data = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            data = self.read_body()
             if not adapter.authorized(self.headers.get("Authorization")):
                 self._answer(401, "bad token")
                 return
@@ -310,6 +315,9 @@ def _handler_class(adapter: FilerAdapter) -> type[BaseHTTPRequestHandler]:
                 payload = json.loads(data)
             except ValueError:
                 self._answer(400, "not JSON")
+                return
+            if not isinstance(payload, dict):
+                self._answer(400, "not a JSON object")
                 return
             try:
                 status, what = adapter.handle(payload)
@@ -319,14 +327,6 @@ def _handler_class(adapter: FilerAdapter) -> type[BaseHTTPRequestHandler]:
             self._answer(status, what)
 
         def _answer(self, status: int, text: str) -> None:
-            body = json.dumps({"status": text}).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", JSON)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
+            self.answer(status, json.dumps({"status": text}).encode(), [("Content-Type", JSON)])
 
     return Handler

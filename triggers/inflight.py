@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 
-from triggers.events import ObjectRef
+from fnvision_common.objects import ObjectRef
 
 
 class InFlight:

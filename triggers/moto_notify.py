@@ -22,7 +22,7 @@ import socket
 import threading
 import urllib.request
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 from triggers import loopback
@@ -144,17 +144,9 @@ class SnsForwarder:
     def start(self) -> SnsForwarder:
         forwarder = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
+        class Handler(loopback.Handler):
             def do_POST(self) -> None:  # noqa: N802 - stdlib name
-                status = forwarder.handle(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
+                self.answer(forwarder.handle(self.read_body()))
 
         self._server = loopback.serve(Handler, "sns-forwarder")
         return self

@@ -34,10 +34,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from fnvision_common.objects import ObjectRef
 from fnvision_common.result_keys import is_results_location
 from fnvision_common.s3client import normalise_etag
 
-from triggers.events import JSON, ObjectRef, oci_object_event, s3_records, to_body
+from triggers.events import JSON, oci_object_event, s3_records, to_body
 from triggers.inflight import InFlight
 from triggers.invoker import InvokeError, Invoker
 from triggers.snapshot import FileSnapshot, ObjectSnapshot, Snapshot, SnapshotStore
@@ -262,12 +263,12 @@ def main(argv: list[str] | None = None) -> int:
     import os
     import sys
 
-    from triggers import cli
+    from triggers import options
     from triggers.invoker import HttpInvoker
 
     env = os.environ
     p = argparse.ArgumentParser(prog="python -m triggers.watcher", description=__doc__.splitlines()[0])
-    cli.add_common_options(p, env)
+    options.add_common_options(p, env)
     p.add_argument("--prefix", default="")
     p.add_argument("--snapshot", type=Path, default=None, help="default .local/watcher/<bucket>.json")
     p.add_argument("--interval", type=float, default=2.0)
@@ -277,10 +278,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--once", action="store_true", help="poll once and exit (1 if a delivery failed)")
     args = p.parse_args(argv)
     if not args.invoke_url:
-        p.error(f"--invoke-url (or {cli.PREPROCESS_URL}) is required")
+        p.error(f"--invoke-url (or {options.PREPROCESS_URL}) is required")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     watcher = Watcher(
-        cli.s3_client(env), args.bucket, HttpInvoker(args.invoke_url, headers=cli.auth_headers(args)),
+        options.s3_client(env), args.bucket, HttpInvoker(args.invoke_url, headers=options.auth_headers(args)),
         FileSnapshot(args.snapshot or Path(".local/watcher") / f"{args.bucket}.json"), prefix=args.prefix,
         batch_size=args.batch_size, event_format=args.event_format,
         results_bucket=args.results_bucket, results_prefix=args.results_prefix,

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from fnvision_common import oip as wire
 
 from modelbuild import photos as photos_mod
 from tests.fdkproc import FdkProcess, TriggerProxy
@@ -53,23 +54,10 @@ def npy(array: np.ndarray) -> bytes:
 def oip_binary(array: np.ndarray, **params: Any) -> tuple[bytes, dict[str, str]]:
     datatype = {"uint8": "UINT8", "float32": "FP32"}[str(array.dtype)]
     raw = array.tobytes()
-    head = json.dumps(
-        {
-            "inputs": [
-                {
-                    "name": "images",
-                    "shape": list(array.shape),
-                    "datatype": datatype,
-                    "parameters": {"binary_data_size": len(raw)},
-                }
-            ],
-            "parameters": params,
-        }
-    ).encode()
-    return head + raw, {
-        "Content-Type": "application/octet-stream",
-        "Inference-Header-Content-Length": str(len(head)),
-    }
+    tensor = {"name": "images", "shape": list(array.shape), "datatype": datatype,
+              "parameters": {"binary_data_size": len(raw)}}
+    body, head_len = wire.join({"inputs": [tensor], "parameters": params}, [raw])
+    return body, {"Content-Type": wire.BINARY_TYPE, wire.HEADER_LENGTH: str(head_len)}
 
 
 def top1(reply_json: dict[str, Any]) -> list[int]:
@@ -149,8 +137,8 @@ def _formats(images: np.ndarray) -> dict[str, tuple[bytes, dict[str, str]]]:
 
 def _native(name: str, reply_body: bytes, headers: dict[str, str]) -> dict[str, Any]:
     if name.startswith("oip"):
-        size = int(headers.get("inference-header-content-length", len(reply_body)))
-        return json.loads(json.loads(reply_body[:size])["parameters"]["fnvision"])
+        doc = wire.read_json(reply_body, headers.get("inference-header-content-length"))
+        return json.loads(doc["parameters"][wire.NATIVE_PARAMETER])
     doc = json.loads(reply_body)
     return doc.get("fnvision", doc)
 

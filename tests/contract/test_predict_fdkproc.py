@@ -1,4 +1,5 @@
-"""tests/fdkproc.py runs a function as Fn does: outside imports fail, and a failed start leaves nothing behind."""
+"""tests/fdkproc.py runs a function as Fn does, through fnlocal's Container: outside imports fail, and a
+failed start is Fn's init failure and leaves nothing behind."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from fnlocal.protocol import MSG_INIT_FAIL, MSG_INIT_TIMEOUT, FnError
 from tests.fdkproc import FdkProcess
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,20 +58,32 @@ def test_predict_imports_nothing_from_outside_its_folder(model_dir: Path) -> Non
     assert reply.status == 200 and len(reply.json()["predictions"]) == 1
 
 
+def _processes_in(folder: Path) -> list[int]:
+    """Pids of the processes whose working directory is in `folder` (fnlocal starts the fdk in its socket dir)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and os.readlink(entry / "cwd").startswith(str(folder) + "/"):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
 def test_a_process_that_exits_at_start_leaves_no_folder(tmp_path: Path) -> None:
     proc = FdkProcess(tmp_path / "missing" / "func.py", start_timeout=10)
-    with pytest.raises(RuntimeError, match="fdk exited"):
+    with pytest.raises(FnError) as info:
         proc.start()
-    assert not proc.dir.exists()
-    assert proc.proc is not None and proc.proc.poll() is not None
+    assert (info.value.status, info.value.message) == (502, MSG_INIT_FAIL)  # Fn's "fdk exited" answer
+    assert not proc.root.exists()
+    assert proc.container is None and not _processes_in(proc.root)
 
 
 def test_a_start_timeout_kills_the_process_and_leaves_no_folder(tmp_path: Path) -> None:
     func = _function(tmp_path, "def handler(ctx, data=None):\n    return None\n")
     proc = FdkProcess(func, env={"FN_FORMAT": "http-stream"}, start_timeout=0.0)
-    with pytest.raises(TimeoutError):
+    with pytest.raises(FnError) as info:
         proc.start()
-    assert not proc.dir.exists()
-    assert proc.proc is not None and proc.proc.poll() is not None
-    with pytest.raises(ProcessLookupError):
-        os.killpg(proc.proc.pid, 0)
+    assert (info.value.status, info.value.message) == (504, MSG_INIT_TIMEOUT)
+    assert not proc.root.exists()
+    assert proc.container is None and not _processes_in(proc.root)  # the process group was killed

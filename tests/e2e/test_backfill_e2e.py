@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fnvision_common.objects import ObjectRef
 from PIL import Image
 
 from devstack.pipeline import read_manifest
@@ -37,7 +38,7 @@ from devstack.seaweedfs import find_free_base
 from devstack.stack import LocalStack, StackOptions
 from modelbuild.photos import sample_photos, write_jpegs
 from triggers.backfill import Backfill, Checkpoint, Model
-from triggers.events import ObjectRef, s3_records, to_body
+from triggers.events import s3_records, to_body
 from triggers.invoker import HttpInvoker
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]

@@ -13,6 +13,7 @@ from urllib.parse import unquote_plus
 
 import httpx
 import pytest
+from fnvision_common.objects import ObjectRef
 from fnvision_common.result_keys import result_key
 
 from devstack.pipeline import read_manifest, upload_files, wait_for_results
@@ -20,7 +21,7 @@ from devstack.ports import free_port
 from devstack.seaweedfs import find_free_base
 from devstack.stack import LocalStack, StackOptions
 from modelbuild.photos import sample_photos, write_jpegs
-from triggers.events import ObjectRef, oci_object_event, to_body
+from triggers.events import oci_object_event, to_body
 from triggers.invoker import HttpInvoker
 from triggers.watcher import FileSnapshot, Watcher
 

@@ -42,6 +42,8 @@ def test_container_gets_the_agent_request_and_environment(fnlocal_factory, http:
     assert headers["x-custom"] == "abc" and headers["content-type"] == "application/json"
     assert headers["fn-call-id"] == resp.headers["Fn-Call-Id"] == info["call_id"]
     assert info["deadline"].endswith("Z") and len(info["deadline"]) == 20
+    # the agent streams the body on: chunked, no Content-Length
+    assert headers["transfer-encoding"] == "chunked" and "content-length" not in headers
     assert "fn-intent" not in headers and info["method"] is None
     env = info["env"]
     assert env["APP_ONLY"] == "from-app" and env["FN_ONLY"] == "yes-fn" and env["SHARED"] == "override"

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from predict_core.classify import top_k
 from predict_core.model import load_model
 from predict_core.settings import Settings
+from predict_core.topk import top_k
 
 from modelbuild import photos as photos_mod
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from fnvision_common import oip as wire
 
 from modelbuild import photos
 from tests.fdkproc import FdkProcess
@@ -31,27 +32,15 @@ def npy(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def oip_body(image: np.ndarray, sources: list[Any]) -> tuple[bytes, dict[str, str]]:
-    raw = image[np.newaxis].tobytes()
-    head = json.dumps(
-        {
-            "inputs": [
-                {
-                    "name": "images",
-                    "shape": [1, *image.shape],
-                    "datatype": "UINT8",
-                    "parameters": {"binary_data_size": len(raw)},
-                }
-            ],
-            "parameters": {"sources": json.dumps(sources), "top_k": 3},
-        }
-    ).encode()
-    return head + raw, {"Inference-Header-Content-Length": str(len(head))}
+def oip_body(images: np.ndarray, sources: list[Any], top_k: int = 3) -> tuple[bytes, dict[str, str]]:
+    """What preprocess sends for a batch (fnvision_common.oip.encode_request)."""
+    body, head_len = wire.encode_request(images, sources, input_name="images", top_k=top_k)
+    return body, {wire.HEADER_LENGTH: str(head_len)}
 
 
 def native(reply: Any) -> dict[str, Any]:
-    size = int(reply.headers.get("inference-header-content-length", len(reply.body)))
-    return json.loads(json.loads(reply.body[:size])["parameters"]["fnvision"])
+    doc = wire.read_json(reply.body, reply.headers.get("inference-header-content-length"))
+    return json.loads(doc["parameters"][wire.NATIVE_PARAMETER])
 
 
 @pytest.fixture
@@ -72,7 +61,7 @@ def test_result_recorded_once_and_duplicate_reports_exists(
         "exif": {"make": None},
     }
     sources = [{"bucket": "images", "key": "cats/chelsea.jpg", "etag": '"etag-1"', "metadata": metadata}]
-    body, headers = oip_body(image, sources)
+    body, headers = oip_body(image[np.newaxis], sources)
     first = fn.call(body, headers, call_id="01FIRST")
     key = "v1/images/cats/chelsea.jpg/etag-1/efficientnet-lite0@1.0.0.json"
     stored = s3.get_object(Bucket=bucket, Key=key)
@@ -141,8 +130,8 @@ def test_savedmodel_tree_download_matches_manifest(
     seaweed: Any, s3: Any, new_bucket: Any, model_dir: Path, tmp_path: Path
 ) -> None:
     from fnvision_common.s3client import S3Settings, make_client
-    from predict_core.fetch import download_model
     from predict_core.manifest import artifact_for, parse, verify
+    from predict_core.model_download import download_model
 
     bucket = new_bucket("models")
     _upload_model(s3, bucket, "m/", model_dir)
@@ -182,7 +171,7 @@ def test_missing_s3_model_is_unavailable(seaweed: Any, new_bucket: Any, image: n
 def test_storage_refusing_the_write_is_storage_unavailable(seaweed: Any, image: np.ndarray) -> None:
     # (A missing results bucket is no test here: SeaweedFS's -s3.autoCreateBucket defaults to true.)
     env = {**seaweed.env(), "S3_MAX_ATTEMPTS": "1", "S3_SECRET_ACCESS_KEY": "wrong"}
-    body, headers = oip_body(image, [{"bucket": "images", "key": "x.jpg", "etag": "e"}])
+    body, headers = oip_body(image[np.newaxis], [{"bucket": "images", "key": "x.jpg", "etag": "e"}])
     with FdkProcess(FUNC, env=env) as fn:
         invoke = fn.call(body, headers)
         trigger = fn.call(body, headers, gateway=True)
@@ -200,16 +189,8 @@ def test_a_write_the_store_refuses_is_answered_per_image_not_retried(
     bucket = new_bucket("refused")
     env = {**seaweed.env(), "RESULTS_BUCKET": bucket, "RESULTS_PREFIX": ("p" * 200 + "/") * 5}
     sources = [{"bucket": "images", "key": k, "etag": f"e-{i}"} for i, k in enumerate(["a.jpg", "b.jpg"])]
-    raw = np.stack([image] * 2).tobytes()
-    head = json.dumps(
-        {
-            "inputs": [{"name": "images", "shape": [2, *image.shape], "datatype": "UINT8",
-                        "parameters": {"binary_data_size": len(raw)}}],
-            "parameters": {"sources": json.dumps(sources)},
-        }
-    ).encode()
     with FdkProcess(FUNC, env=env) as fn:
-        reply = fn.call(head + raw, {"Inference-Header-Content-Length": str(len(head))})
+        reply = fn.call(*oip_body(np.stack([image] * 2), sources))
     assert reply.status == 200, reply.body
     results = [p["result"] for p in native(reply)["predictions"]]
     assert [r["status"] for r in results] == ["failed", "failed"]

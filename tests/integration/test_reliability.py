@@ -15,11 +15,12 @@ from typing import Any
 import httpx
 import pytest
 from fnvision_common.manifest import Manifest
+from fnvision_common.objects import ObjectRef
 from fnvision_common.result_keys import LONG_FOLDER, MAX_KEY_BYTES, result_key
 
 from tests.data import preprocess_images as gen
 from tests.integration.chain import repo_app
-from triggers.events import ObjectRef, s3_records, to_body
+from triggers.events import s3_records, to_body
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -37,6 +37,16 @@ def test_hop_headers_are_stripped() -> None:
     assert protocol.strip_hop(headers) == [("X-A", "1"), ("Accept", "*/*")]
 
 
+def test_call_headers_are_the_inbound_ones_plus_the_agent_s_id_and_deadline() -> None:
+    """§2.3: all inbound headers but hop-by-hop ones; a client's Fn-Call-Id / Fn-Deadline are replaced."""
+    inbound = [("Content-Type", "image/jpeg"), ("fn-call-id", "FROM-CLIENT"), ("Fn-Deadline", "1999-01-01T00:00:00Z"),
+               ("Transfer-Encoding", "chunked"), ("x-parent-call-id", "P")]
+    out = protocol.call_headers(inbound, "01AGENT", 30)
+    assert out[:2] == [("Content-Type", "image/jpeg"), ("X-Parent-Call-Id", "P")]
+    assert out[2] == ("Fn-Call-Id", "01AGENT") and out[3][0] == "Fn-Deadline" and len(out) == 4
+    assert datetime.fromisoformat(out[3][1]) > datetime.now(UTC)
+
+
 def test_trigger_request_rewrite_matches_fn_table() -> None:
     """§2.8: every header -> Fn-Http-H-*, except Content-Type; plus method, URL and intent."""
     client = [("Host", "localhost:8080"), ("User-Agent", "curl/8.0"), ("Accept", "*/*"),

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import io
 import json
-import struct
 
 import numpy as np
 import pytest
+from fnvision_common import oip as wire
 from predict_core import codecs
 from predict_core.codecs import oip
 from predict_core.codecs.base import Answer, Label, Source
@@ -47,8 +47,8 @@ def oip_binary(array: np.ndarray, datatype: str, params: dict | None = None, out
     }
     if outputs is not None:
         header["outputs"] = outputs
-    head = json.dumps(header).encode()
-    return head + raw, {"inference-header-content-length": str(len(head))}
+    body, head_len = wire.join(header, [raw])
+    return body, {"inference-header-content-length": str(head_len)}
 
 
 def answer(n: int = 2, k: int = 2) -> Answer:
@@ -196,16 +196,9 @@ def test_oip_bad_parameters(bad: dict) -> None:
 
 
 def _parse_binary_response(encoded: codecs.Encoded) -> tuple[dict, dict[str, bytes]]:
-    size = int(encoded.headers["Inference-Header-Content-Length"])
-    head = json.loads(encoded.body[:size])
-    blobs, offset = {}, size
-    for out in head["outputs"]:
-        n = out.get("parameters", {}).get("binary_data_size")
-        if n is not None:
-            blobs[out["name"]] = encoded.body[offset : offset + n]
-            offset += n
-    assert offset == len(encoded.body)
-    return head, blobs
+    head, tail = wire.split(encoded.body, encoded.headers["Inference-Header-Content-Length"])
+    doc = json.loads(head)
+    return doc, {name: bytes(raw) for name, raw in wire.binary_tensors(doc["outputs"], tail).items()}
 
 
 def test_oip_response_json_outputs() -> None:
@@ -236,11 +229,7 @@ def test_oip_response_binary_outputs_decode_like_triton() -> None:
     assert [o["name"] for o in head["outputs"]] == list(oip.OUTPUT_NAMES)
     np.testing.assert_array_equal(np.frombuffer(blobs["top_k_indices"], "<i4").reshape(2, 2), [[10, 11], [11, 12]])
     np.testing.assert_allclose(np.frombuffer(blobs["top_k_scores"], "<f4"), [0.5, 0.4, 0.5, 0.4], rtol=1e-6)
-    raw, labels = blobs["top_k_labels"], []
-    while raw:
-        (n,) = struct.unpack("<I", raw[:4])
-        labels.append(raw[4 : 4 + n].decode())
-        raw = raw[4 + n :]
+    labels = [raw.decode() for raw in wire.unpack_bytes(blobs["top_k_labels"])]  # the layout: test_common_oip.py
     assert labels == ["label 0-0", "label 0-1", "label 1-0", "label 1-1"]
 
 

@@ -38,9 +38,9 @@ SAMPLES = {
     "minio-top-level.json": Expect("minio_top_level", [  # the key is raw: `+` and space stay
         ObjectRef(bucket="images", key="in/a+b c.jpg", event_type="s3:ObjectCreated:Put", origin="minio")]),
     "moto-s3-test-event.json": Expect("s3_test_event", [Ignored("test_event", event_type="s3:TestEvent")]),
-    "seaweedfs-filer-create.http": Expect("seaweedfs_filer", [
-        ObjectRef(bucket="images", key="in/a+b c.jpg", size=64, content_type="image/jpeg", event_type="create",
-                  origin="seaweedfs")]),
+    "seaweedfs-filer-create.http": Expect("seaweedfs_filer", [  # the ETag: extended Seaweed-X-Amz-ETag
+        ObjectRef(bucket="images", key="in/a+b c.jpg", etag="443d7348fd4e746fb3034d92ec4b543a", size=64,
+                  content_type="image/jpeg", event_type="create", origin="seaweedfs")]),
     "seaweedfs-filer-directory.http": Expect("seaweedfs_filer", [
         Ignored("internal_path", event_type="create", detail="/buckets/images/in")]),
 }
@@ -126,6 +126,19 @@ def test_oci_bucket_from_resource_id_when_details_missing() -> None:
 def test_seaweedfs_multipart_parts_are_internal() -> None:
     internal = {"event_type": "create", "key": "/buckets/images/.uploads/x/0001.part", "message": {}}
     assert parse(internal).ignored[0].reason == "internal_path"
+
+
+def test_seaweedfs_version_internals_are_internal() -> None:
+    version = {"event_type": "create", "key": "/buckets/images/a.jpg.versions/v_1", "message": {"new_entry": {}}}
+    assert parse(version).ignored[0].reason == "internal_path"
+
+
+def test_seaweedfs_rename_names_the_new_location() -> None:
+    entry = {"name": "b.jpg", "attributes": {"file_size": 5, "md5": "XUFAKrxLKna5cZ2REBfFkg=="}}
+    event = {"event_type": "rename", "key": "/buckets/images/tmp/a.jpg",
+             "message": {"new_entry": entry, "new_parent_path": "/buckets/images/final"}}
+    assert parse(event).inputs == [ObjectRef("images", "final/b.jpg", "5d41402abc4b2a76b9719d911017c592", 5,
+                                             event_type="rename", origin="seaweedfs")]
 
 
 # --- malformed notifications: always 400 bad_event, never a crash -----------------------------

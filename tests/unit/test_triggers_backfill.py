@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fnvision_common.objects import ObjectRef
 from fnvision_common.result_keys import failure_key, result_key
 
 from tests.data.manifests import write_manifest
 from triggers.backfill import Backfill, BackfillError, Checkpoint, Model, build_parser, main, parse_time
-from triggers.events import ObjectRef
 from triggers.fakefn import FakePreprocess, parse_refs
 from triggers.invoker import HttpInvoker, InvokeResult
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from fnvision_common.objects import ObjectRef
 from preprocess_core import events
 
-from triggers.events import OCI_UPDATE, ObjectRef, oci_object_event, s3_records, to_body
+from triggers.events import OCI_UPDATE, oci_object_event, s3_records, to_body
 
 REFS = [ObjectRef("images", k, f"etag{i}", 10 + i) for i, k in enumerate(
     ["cat.jpg", "in/with space.jpg", "a+b/c+d.jpg", "été/日本 photo.jpg", "100%/x.jpg"])]

@@ -8,16 +8,9 @@ from pathlib import Path
 from urllib.parse import unquote_plus
 
 import pytest
+from fnvision_common.objects import ObjectRef
 
-from triggers.events import (
-    OCI_CREATE,
-    ObjectRef,
-    encode_s3_key,
-    oci_object_event,
-    rfc3339,
-    s3_records,
-    to_body,
-)
+from triggers.events import OCI_CREATE, encode_s3_key, oci_object_event, rfc3339, s3_records, to_body
 from triggers.fakefn import parse_refs
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "events"

@@ -9,14 +9,18 @@ import logging
 import time
 import urllib.error
 import urllib.request
+from dataclasses import replace
 from typing import Any
 
 import pytest
+from fnvision_common.filer_events import entry_etag
+from fnvision_common.objects import ObjectRef
 
+from tests.data.event_samples import load_json, parse
 from triggers import filer_adapter
-from triggers.events import OCI_CREATE, OCI_UPDATE, ObjectRef
+from triggers.events import OCI_CREATE, OCI_UPDATE
 from triggers.filer_adapter import FilerAdapter
-from triggers.filer_events import FilerChange, entry_etag, notification_toml, parse_filer_event
+from triggers.filer_events import FilerChange, notification_toml, parse_filer_event
 from triggers.invoker import InvokeError, InvokeResult
 
 
@@ -106,6 +110,32 @@ def test_rename_uses_the_new_location() -> None:
                    old=_file("a.jpg", b"hello"), parent="/buckets/images/final")
     change = parse_filer_event(event)
     assert isinstance(change, FilerChange) and change.ref.key == "final/b.jpg"
+
+
+@pytest.mark.parametrize("name", ["seaweedfs-filer-create.http", "seaweedfs-filer-directory.http"])
+def test_adapter_and_preprocess_read_a_recorded_event_alike(name: str) -> None:
+    # one reading (fnvision_common.filer_events): the adapter forwards what preprocess would take itself
+    payload = load_json(name)
+    change = parse_filer_event(payload)
+    parsed = parse(payload)
+    if isinstance(change, str):
+        assert change == "directory" and parsed.inputs == [] and parsed.ignored[0].reason == "internal_path"
+        return
+    (ref,) = parsed.inputs
+    assert isinstance(ref, ObjectRef)
+    assert replace(ref, event_type=None, origin="request") == change.ref
+    assert change.ref == ObjectRef("images", "in/a+b c.jpg", "443d7348fd4e746fb3034d92ec4b543a", 64, "image/jpeg")
+
+
+@pytest.mark.parametrize("payload", [
+    {"event_type": "create", "key": "/buckets/images/a.jpg", "message": "x"},
+    {"event_type": ["create"], "key": "/buckets/images/a.jpg"},
+    _event("create", "/buckets/images/a.jpg", {**_file("a.jpg", b"hello"), "extended": {"Seaweed-X-Amz-ETag": 7}}),
+])
+def test_malformed_events_are_refused_not_a_crash(payload: dict[str, Any]) -> None:
+    adapter = FilerAdapter(Recorder())
+    status, text = adapter.handle(payload)
+    assert status == 400 and text.startswith("malformed event") and adapter.stats.ignored == 1
 
 
 class Recorder:

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fnvision_common.objects import ObjectRef
 
-from triggers.events import ObjectRef
 from triggers.fakefn import FakePreprocess
 from triggers.invoker import HttpInvoker
 from triggers.watcher import FileSnapshot, ObjectSnapshot, Watcher

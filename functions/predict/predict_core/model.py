@@ -189,7 +189,7 @@ def load_model(settings: Settings, s3_client: Callable[[], Any]) -> LoadedModel:
     uri = settings.model_uri
     remote = uri.startswith("s3://")
     if remote:
-        from .fetch import download_model
+        from .model_download import download_model
 
         directory = download_model(uri, settings.engine, settings.cache_dir, s3_client())
     elif "://" in uri and not uri.startswith("file://"):
@@ -200,7 +200,7 @@ def load_model(settings: Settings, s3_client: Callable[[], Any]) -> LoadedModel:
     if not manifest_path.is_file():
         raise ModelError(f"no {MANIFEST_NAME} in model directory {directory} (MODEL_URI={uri})")
     manifest = parse_manifest(manifest_path.read_bytes())
-    # a downloaded model was verified before it was published in the cache (fetch.py)
+    # a downloaded model was verified before it was published in the cache (model_download.py)
     artifact = check_files(directory, manifest, settings.engine, hashes=settings.verify and not remote)
     labels = _labels(directory / manifest.labels_path)
     # LiteRT (and TensorFlow) log from C++ straight to fd 2: turned into JSON records (nativelog)
@@ -244,40 +244,46 @@ def _pids_field() -> dict[str, int] | None:
     return None if limit is None else {"limit": limit[0], "in_use": limit[1]}
 
 
-_lock = threading.Lock()
-_loaded: tuple[tuple[str, str, int | None], LoadedModel] | None = None
-_failed: tuple[tuple[str, str, int | None], ThreadStartError] | None = None
+_Key = tuple[str, str, int | None]
+"""What a loaded model depends on: MODEL_URI, the engine, MODEL_NUM_THREADS."""
+
+
+class ModelCache:
+    """Loads a model on first use and hands the same one to every later call.
+
+    The first caller loads under the lock; concurrent callers wait and reuse it. A failed load is
+    not kept, so the next call tries again; except when the engine could not start its threads:
+    that answer stays (another try would only start a second pool under the same pid limit).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loaded: tuple[_Key, LoadedModel] | None = None
+        self._failed: tuple[_Key, ThreadStartError] | None = None
+
+    def get(self, settings: Settings, s3_client: Callable[[], Any]) -> tuple[LoadedModel, bool]:
+        """Return the model and whether this call loaded it (a cold start)."""
+        key = (settings.model_uri, settings.engine, settings.num_threads)
+        current = self._loaded
+        if current is not None and current[0] == key:
+            return current[1], False
+        with self._lock:
+            if self._loaded is not None and self._loaded[0] == key:
+                return self._loaded[1], False
+            if self._failed is not None and self._failed[0] == key:
+                raise self._failed[1]
+            try:
+                model = load_model(settings, s3_client)
+            except ThreadStartError as exc:
+                self._failed = (key, exc)
+                raise
+            self._loaded = (key, model)
+            return model, True
+
+
+_CONTAINER = ModelCache()
 
 
 def get_model(settings: Settings, s3_client: Callable[[], Any]) -> tuple[LoadedModel, bool]:
-    """Return the container's model and whether this call loaded it (a cold start).
-
-    The first caller loads under the lock; concurrent callers wait and reuse it. A failed load is
-    not cached, so the next call tries again; except when the engine could not start its threads:
-    that answer stays (another try would only start a second pool under the same pid limit).
-    """
-    global _loaded, _failed
-    key = (settings.model_uri, settings.engine, settings.num_threads)
-    current = _loaded
-    if current is not None and current[0] == key:
-        return current[1], False
-    with _lock:
-        if _loaded is not None and _loaded[0] == key:
-            return _loaded[1], False
-        if _failed is not None and _failed[0] == key:
-            raise _failed[1]
-        try:
-            model = load_model(settings, s3_client)
-        except ThreadStartError as exc:
-            _failed = (key, exc)
-            raise
-        _loaded = (key, model)
-        return model, True
-
-
-def reset() -> None:
-    """Forget the cached model and a thread failure (tests)."""
-    global _loaded, _failed
-    with _lock:
-        _loaded = None
-        _failed = None
+    """Return the container's model (one per process, see ``ModelCache``) and whether this call loaded it."""
+    return _CONTAINER.get(settings, s3_client)

@@ -13,13 +13,13 @@ from typing import Any
 from fnvision_common.result_index import EntryObject, IndexStore
 
 from . import codecs
-from .batch import to_batch
-from .classify import check_k, top_k
-from .codecs.base import JSON_TYPE, DecodedRequest, Source, dump_json
+from .codecs.base import DecodedRequest, Source, json_encoded
 from .errors import InvalidParameterError, PredictError, StorageUnavailableError
 from .model import LoadedModel
 from .results import FAILED, ResultStore, build_document, record
 from .settings import Settings
+from .tensors import to_batch
+from .topk import check_k, top_k
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,6 @@ class Reply:
     status: int
     body: bytes
     headers: dict[str, str]
-    error_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -58,7 +57,8 @@ def _ms(start: float, end: float) -> float:
 
 def error_reply(exc: PredictError) -> Reply:
     """Return the JSON error body of contracts.md §6 with the error's real status."""
-    return Reply(int(exc.status), dump_json(exc.to_body()), {"Content-Type": JSON_TYPE}, exc.code)
+    encoded = json_encoded(exc.to_body())
+    return Reply(int(exc.status), encoded.body, encoded.headers)
 
 
 def _sources(request: DecodedRequest, n: int) -> tuple[Source | None, ...]:

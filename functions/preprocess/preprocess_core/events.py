@@ -48,9 +48,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
+from fnvision_common.objects import ObjectRef
+
 from . import envelopes, multipart, storage_events
 from .errors import BadEventError, TooManyImagesError
-from .inputs import Context, Found, Ignored, Input, ObjectRef, ParsedRequest, Upload, UrlRef
+from .inputs import Context, Found, Ignored, Input, ParsedRequest, Upload, UrlRef
 from .storage_events import OCI_CREATE_TYPES, OCI_PREFIX
 
 __all__ = [

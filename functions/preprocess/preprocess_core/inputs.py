@@ -1,4 +1,5 @@
-"""What a call asks for, whichever door it came through: objects, URLs, uploads, acknowledged no-ops.
+"""What a call asks for, whichever door it came through: objects (``fnvision_common.objects.ObjectRef``,
+the one the triggers send too), URLs, uploads, acknowledged no-ops.
 
 The recognisers of ``events`` (dispatch, envelopes, direct requests, CloudEvents) and
 ``storage_events`` (S3/OCI/MinIO/SeaweedFS notifications) return these as a ``Found`` list, given the
@@ -12,21 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-
-@dataclass(frozen=True)
-class ObjectRef:
-    """An object in S3-compatible storage, with what the event said about it."""
-
-    bucket: str
-    key: str
-    etag: str = ""
-    size: int | None = None
-    content_type: str | None = None
-    event_id: str | None = None
-    event_time: str | None = None
-    event_type: str | None = None
-    origin: str = "request"
-    """Which door: request, oci, aws, minio, ceph, s3, seaweedfs, cloudevent."""
+from fnvision_common.objects import ObjectRef
 
 
 @dataclass(frozen=True)

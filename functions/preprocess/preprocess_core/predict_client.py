@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from fnvision_common import oip
 from fnvision_common.http import PostFailed, PostTimeout, RetryingPost
 
 from .errors import PredictError, PredictRejectedError, PredictTimeoutError, PredictUnavailableError
@@ -59,25 +60,7 @@ def encode_request(
     batch: npt.NDArray[np.uint8], sources: Sequence[dict[str, Any] | None], *, input_name: str, top_k: int
 ) -> tuple[bytes, int]:
     """Build one OIP v2 binary request body; returns (body, JSON header length)."""
-    if batch.dtype != np.uint8 or batch.ndim != 4:
-        raise ValueError(f"expected a uint8 [N,H,W,C] batch, got {batch.dtype} {batch.shape}")
-    tensor = np.ascontiguousarray(batch).tobytes()
-    header = {
-        "inputs": [
-            {
-                "name": input_name,
-                "shape": list(batch.shape),
-                "datatype": "UINT8",
-                "parameters": {"binary_data_size": len(tensor)},
-            }
-        ],
-        "parameters": {
-            "top_k": top_k,
-            "sources": json.dumps(list(sources), ensure_ascii=False, separators=(",", ":"), default=str),
-        },
-    }
-    head = json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    return head + tensor, len(head)
+    return oip.encode_request(batch, sources, input_name=input_name, top_k=top_k)
 
 
 def split_batches(count: int, image_bytes: int, source_sizes: Sequence[int], max_request_bytes: int) -> list[range]:
@@ -98,10 +81,10 @@ def split_batches(count: int, image_bytes: int, source_sizes: Sequence[int], max
 
 def parse_answer(body: bytes, header_length: str | None) -> dict[str, Any]:
     """The native answer (§4) from an OIP v2 (`parameters.fnvision`) or native response."""
-    if header_length and header_length.isdigit():
-        body = body[: int(header_length)]
     try:
-        answer = json.loads(body)
+        answer = oip.read_json(body, header_length)
+    except oip.LayoutError as exc:
+        raise PredictError(f"predict's answer does not follow the OIP binary layout: {exc}") from exc
     except ValueError as exc:
         raise PredictError(f"predict answered something that is not JSON: {body[:200]!r}") from exc
     if not isinstance(answer, dict):
@@ -113,7 +96,7 @@ def parse_answer(body: bytes, header_length: str | None) -> dict[str, Any]:
             raise PredictError(f"predict failed: {text}")
         raise PredictRejectedError(f"predict refused the request: {text}")
     params = answer.get("parameters") if isinstance(answer.get("parameters"), dict) else {}
-    native = params.get("fnvision") if params else None
+    native = params.get(oip.NATIVE_PARAMETER) if params else None
     if isinstance(native, str):
         try:
             native = json.loads(native)

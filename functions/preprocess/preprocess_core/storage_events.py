@@ -15,8 +15,11 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import unquote_plus
 
+from fnvision_common.filer_events import FILER_ROOT, OBJECT_CHANGES, FilerEventError, read_filer_event
+from fnvision_common.objects import ObjectRef
+
 from .errors import BadEventError
-from .inputs import Context, Found, Ignored, Input, ObjectRef
+from .inputs import Context, Found, Ignored, Input
 
 OCI_PREFIX = "com.oraclecloud.objectstorage."
 OCI_CREATE_TYPES = frozenset({OCI_PREFIX + "createobject", OCI_PREFIX + "updateobject"})
@@ -119,28 +122,19 @@ def minio_top_level(payload: dict[str, Any], ctx: Context) -> Found | None:
 
 
 def seaweedfs_filer(payload: dict[str, Any], ctx: Context) -> Found | None:
-    """SeaweedFS filer webhook: raw path ``/buckets/<bucket>/<key>``; internal paths are acknowledged."""
-    if "event_type" not in payload or not str(payload.get("key", "")).startswith("/buckets/"):
+    """SeaweedFS filer webhook (read by ``fnvision_common.filer_events``, as the trigger adapter reads it):
+    raw path ``/buckets/<bucket>/<key>``, ETag from the entry; SeaweedFS's internal paths are acknowledged."""
+    if "event_type" not in payload or not str(payload.get("key", "")).startswith(FILER_ROOT):
         return None
-    kind = text(payload, "event_type", "event", numbers=False) or ""
-    if kind not in {"create", "update"}:
-        return [Ignored("not_a_create_event", event_type=kind or None)]
-    full = str(payload["key"])
-    bucket, _, key = full[len("/buckets/") :].partition("/")
-    entry = obj(obj(payload, "message", "event") or {}, "new_entry", "message") or {}
-    attributes = obj(entry, "attributes", "message.new_entry") or {}
-    if not key or bucket.startswith(".") or key.startswith(".uploads/") or entry.get("is_directory"):
-        return [Ignored("internal_path", event_type=kind, detail=full)]
-    return [
-        ObjectRef(
-            bucket=bucket,
-            key=key,
-            size=int_or_none(attributes.get("file_size")),
-            content_type=text(attributes, "mime", "message.new_entry.attributes"),
-            event_type=kind,
-            origin="seaweedfs",
-        )
-    ]
+    try:
+        event = read_filer_event(payload)
+    except FilerEventError as exc:
+        raise BadEventError(str(exc)) from exc
+    if event.kind not in OBJECT_CHANGES:
+        return [Ignored("not_a_create_event", event_type=event.kind or None)]
+    if event.internal:
+        return [Ignored("internal_path", event_type=event.kind, detail=event.path)]
+    return [replace(event.ref(), event_type=event.kind, origin="seaweedfs")]
 
 
 def _is_create(name: str) -> bool:

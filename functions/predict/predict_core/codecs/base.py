@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from fnvision_common.oip import encode_answer
 from fnvision_common.result_keys import ResultKeyError, check_bucket_name, check_object_key
 from fnvision_common.s3client import normalise_etag
 
@@ -23,7 +24,6 @@ from ..errors import (
 )
 from .leanjson import InvalidJsonError, JsonTensor, RaggedError
 
-JSON_TYPE = "application/json"
 MAX_METADATA_DEPTH = 32
 """Deepest nesting accepted in ``sources[i].metadata`` (it is copied into the result document)."""
 
@@ -123,9 +123,9 @@ class Encoded:
     headers: dict[str, str]
 
 
-def dump_json(obj: Any) -> bytes:
-    """Serialise compactly as UTF-8 JSON."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+def json_encoded(doc: Any) -> Encoded:
+    """A JSON answer: compact UTF-8, as every answer but OIP's binary outputs (fnvision_common.oip)."""
+    return Encoded(*encode_answer(doc, ()))
 
 
 def parse_top_k(value: Any) -> int | None:
@@ -261,7 +261,7 @@ def _stack(items: list[Any], what: str, cast: Callable[[npt.NDArray[Any]], npt.N
 
 
 def _to_float32(array: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
-    with np.errstate(over="ignore"):  # beyond float32 -> inf, refused as invalid_value by batch.to_batch
+    with np.errstate(over="ignore"):  # beyond float32 -> inf, refused as invalid_value by tensors.to_batch
         return array.astype(np.float32, copy=False)
 
 

@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from ..errors import RequestError
-from .base import JSON_TYPE, Answer, DecodedRequest, Encoded, dump_json
+from .base import Answer, DecodedRequest, Encoded, json_encoded
 
 MAGIC = b"\x93NUMPY"
 CONTENT_TYPE = "application/x-npy"
@@ -57,4 +57,4 @@ def _load(body: bytes) -> np.ndarray:
 
 def encode(answer: Answer, request: DecodedRequest) -> Encoded:
     """Return the native JSON answer."""
-    return Encoded(dump_json(answer.native()), {"Content-Type": JSON_TYPE})
+    return json_encoded(answer.native())

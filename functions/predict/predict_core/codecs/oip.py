@@ -1,24 +1,26 @@
-"""Open Inference Protocol v2 (KServe v2 / Triton): JSON tensors and the binary tensor extension."""
+"""Open Inference Protocol v2 (KServe v2 / Triton): JSON tensors and the binary tensor extension.
+
+The binary layout itself is ``fnvision_common.oip`` (preprocess writes requests with it too); this
+module validates what a caller sent and answers with predict's error codes.
+"""
 
 from __future__ import annotations
 
 import json
 import math
-import struct
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from fnvision_common import oip as wire
 
 from ..errors import DTypeError, InvalidParameterError, RequestError, ShapeError
 from .base import (
-    JSON_TYPE,
     Answer,
     DecodedRequest,
     Encoded,
     OipOptions,
-    dump_json,
     loads,
     parse_sources,
     parse_top_k,
@@ -26,9 +28,12 @@ from .base import (
 )
 from .leanjson import JsonTensor
 
-HEADER_LENGTH = "inference-header-content-length"
+HEADER_LENGTH = wire.HEADER_LENGTH.lower()
+"""The header as ``codecs.decode`` sees it (lower-cased)."""
 OUTPUT_NAMES = ("top_k_indices", "top_k_scores", "top_k_labels")
+_DATATYPES = {"top_k_indices": "INT32", "top_k_scores": "FP32", "top_k_labels": "BYTES"}
 _DTYPES: dict[str, type[np.generic]] = {"UINT8": np.uint8, "FP32": np.float32}
+"""The input datatypes the model takes (its engines convert both)."""
 _UNSUPPORTED_OUTPUT_PARAMS = ("classification", "shared_memory_region")
 
 
@@ -41,15 +46,13 @@ def is_oip_json(doc: Mapping[str, Any]) -> bool:
 def decode_binary(body: bytes, header_length: str) -> DecodedRequest:
     """Decode a request with the binary tensor extension (JSON header, then raw tensor bytes)."""
     try:
-        size = int(header_length)
-    except ValueError as exc:
-        raise RequestError(f"Inference-Header-Content-Length={header_length!r} is not an integer") from exc
-    if not 0 < size <= len(body):
-        raise RequestError(f"Inference-Header-Content-Length={size} but the body has {len(body)} bytes")
-    doc = loads(body[:size], "the OIP inference header")
+        head, tail = wire.split(body, header_length)
+    except wire.LayoutError as exc:
+        raise RequestError(str(exc)) from exc
+    doc = loads(head, "the OIP inference header")
     if not isinstance(doc, dict):
         raise RequestError("the OIP inference header must be a JSON object")
-    return _decode(doc, memoryview(body)[size:], binary=True)
+    return _decode(doc, tail, binary=True)
 
 
 def decode_json(doc: Mapping[str, Any]) -> DecodedRequest:
@@ -120,7 +123,7 @@ def _input_array(tensor: Mapping[str, Any], tail: memoryview) -> npt.NDArray[Any
                 f"input {name!r}: shape {shape} {datatype} needs {expected} bytes, "
                 f"binary_data_size is {binary_size} and {len(tail)} bytes follow the header"
             )
-        return _reshape(np.frombuffer(tail, dtype=dtype), shape, name)
+        return _reshape(np.frombuffer(tail, dtype=wire.DTYPES[datatype]), shape, name)
     if "data" not in tensor:
         raise RequestError(f"input {name!r} has neither `data` nor parameters.binary_data_size")
     if not isinstance(tensor["data"], list | JsonTensor):
@@ -167,32 +170,12 @@ def _options(doc: Mapping[str, Any], params: Mapping[str, Any]) -> OipOptions:
     return OipOptions(request_id=None if request_id is None else str(request_id), outputs=tuple(names), binary=binary)
 
 
-def _bytes_tensor(labels: list[list[str]]) -> bytes:
-    """Serialise a BYTES tensor the Triton way: each element as <uint32 LE length><bytes>."""
-    parts: list[bytes] = []
-    for row in labels:
-        for text in row:
-            raw = text.encode()
-            parts.append(struct.pack("<I", len(raw)))
-            parts.append(raw)
-    return b"".join(parts)
-
-
-def _binary(name: str, indices: list[list[int]], scores: list[list[float]], labels: list[list[str]]) -> bytes:
-    """Serialise one output tensor as raw little-endian bytes, as Triton does."""
-    if name == "top_k_indices":
-        return np.asarray(indices, dtype="<i4").tobytes()
-    if name == "top_k_scores":
-        return np.asarray(scores, dtype="<f4").tobytes()
-    return _bytes_tensor(labels)
-
-
 def encode(answer: Answer, request: DecodedRequest) -> Encoded:
     """Encode the answer as an OIP v2 response, with binary outputs where the request asked."""
     options = request.oip or OipOptions()
-    indices, scores, labels = answer.columns()
-    n = len(indices)
-    k = len(indices[0]) if n else 0
+    rows: dict[str, list[list[Any]]] = dict(zip(OUTPUT_NAMES, answer.columns(), strict=True))
+    n = len(answer.top_k)
+    k = len(answer.top_k[0]) if n else 0
     native = answer.native()
     parameters: dict[str, Any] = {
         "engine": answer.model.get("engine"),
@@ -201,20 +184,14 @@ def encode(answer: Answer, request: DecodedRequest) -> Encoded:
         "call_id": answer.call_id or "",
         "decode_ms": answer.timings.get("decode_ms", 0.0),
         "inference_ms": answer.timings.get("inference_ms", 0.0),
-        "fnvision": json.dumps(native, separators=(",", ":")),
-    }
-    datatypes = {"top_k_indices": "INT32", "top_k_scores": "FP32", "top_k_labels": "BYTES"}
-    rows: dict[str, list[list[Any]]] = {
-        "top_k_indices": [list(r) for r in indices],
-        "top_k_scores": [list(r) for r in scores],
-        "top_k_labels": [list(r) for r in labels],
+        wire.NATIVE_PARAMETER: json.dumps(native, separators=(",", ":")),
     }
     outputs: list[dict[str, Any]] = []
     blobs: list[bytes] = []
     for name in options.outputs or OUTPUT_NAMES:
-        out: dict[str, Any] = {"name": name, "datatype": datatypes[name], "shape": [n, k]}
+        out: dict[str, Any] = {"name": name, "datatype": _DATATYPES[name], "shape": [n, k]}
         if options.binary.get(name, False):
-            blob = _binary(name, indices, scores, labels)
+            blob = wire.pack(_DATATYPES[name], rows[name])
             out["parameters"] = {"binary_data_size": len(blob)}
             blobs.append(blob)
         else:
@@ -228,10 +205,4 @@ def encode(answer: Answer, request: DecodedRequest) -> Encoded:
     }
     if options.request_id is not None:
         doc["id"] = options.request_id
-    header = dump_json(doc)
-    if not blobs:
-        return Encoded(header, {"Content-Type": JSON_TYPE})
-    return Encoded(
-        header + b"".join(blobs),
-        {"Content-Type": "application/octet-stream", "Inference-Header-Content-Length": str(len(header))},
-    )
+    return Encoded(*wire.encode_answer(doc, blobs))

@@ -9,16 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import RequestError
-from .base import (
-    JSON_TYPE,
-    Answer,
-    DecodedRequest,
-    Encoded,
-    dump_json,
-    json_tensor,
-    parse_sources,
-    parse_top_k,
-)
+from .base import Answer, DecodedRequest, Encoded, json_encoded, json_tensor, parse_sources, parse_top_k
 from .leanjson import JsonTensor
 
 
@@ -77,4 +68,4 @@ def encode(answer: Answer, request: DecodedRequest) -> Encoded:
     else:
         doc = {"outputs": {"top_k_indices": indices, "top_k_scores": scores, "top_k_labels": labels}}
     doc["fnvision"] = answer.native()
-    return Encoded(dump_json(doc), {"Content-Type": JSON_TYPE})
+    return json_encoded(doc)

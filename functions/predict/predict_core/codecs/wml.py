@@ -6,16 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import RequestError
-from .base import (
-    JSON_TYPE,
-    Answer,
-    DecodedRequest,
-    Encoded,
-    dump_json,
-    json_tensor,
-    parse_sources,
-    parse_top_k,
-)
+from .base import Answer, DecodedRequest, Encoded, json_encoded, json_tensor, parse_sources, parse_top_k
 
 FIELDS = ["index", "label", "score"]
 
@@ -48,4 +39,4 @@ def encode(answer: Answer, request: DecodedRequest) -> Encoded:
         "predictions": [{"id": "top_k", "fields": FIELDS, "values": values}],
         "fnvision": answer.native(),
     }
-    return Encoded(dump_json(doc), {"Content-Type": JSON_TYPE})
+    return json_encoded(doc)
