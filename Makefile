@@ -13,7 +13,7 @@ MODEL_REPO := .local/models
 
 all: test
 
-$(STAMP): requirements-dev.txt requirements-nodeps.txt functions/predict/requirements.in functions/preprocess/requirements.in pyproject.toml common/pyproject.toml
+$(STAMP): requirements-dev.txt requirements-nodeps.txt $(wildcard functions/*/requirements.in) pyproject.toml common/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r requirements-nodeps.txt
@@ -63,9 +63,9 @@ test-integration: venv model wheels
 
 lint: venv
 	$(PY) -m ruff check .
-	$(PY) -m mypy common/fnvision_common functions/predict/predict_core functions/preprocess/preprocess_core fnlocal devstack triggers modelbuild
-	cd functions/predict && ../../$(PY) -m mypy func.py
-	cd functions/preprocess && ../../$(PY) -m mypy func.py
+	$(PY) -m mypy common/fnvision_common functions/predict/predict_core functions/preprocess/preprocess_core \
+		functions/results/results_core fnlocal devstack triggers modelbuild
+	for f in $(FUNCS); do (cd $$f && ../../$(PY) -m mypy func.py) || exit 1; done
 
 # The main job: the whole local pipeline on the bundled sample photos.
 run: venv model wheels

@@ -14,10 +14,13 @@ from pathlib import Path
 
 from devstack.pipeline import Outcome, read_manifest, upload_files, wait_for_results
 from devstack.seaweedfs import SeaweedFS
+from devstack.snapshot import write_snapshot
 from devstack.stack import LocalStack, StackOptions
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL_DIR = REPO / "functions" / "predict" / "model"
+MAX_LIMIT = 200
+"""The most cards one gallery page holds (results' MAX_LIMIT)."""
 
 
 def _options(args: argparse.Namespace) -> StackOptions:
@@ -79,6 +82,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             if outcome.document is not None:
                 print(f"  s3://{options.results_bucket}/{outcome.result_key}")
         print(f"local copies: {out_dir}")
+        assert stack.fnlocal is not None
+        snapshot = write_snapshot(
+            stack.fnlocal.trigger_url("vision", "/results/gallery"),
+            {"bucket": options.input_bucket, "prefix": f"samples/{run_id}/", "limit": min(len(uploads), MAX_LIMIT)},
+            out_dir / "index.html",
+        )
         done = [o for o in outcomes if o.status == "result"]
         latencies = sorted(o.latency_s for o in done if o.latency_s is not None)
         if latencies:
@@ -86,6 +95,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                   f"{latencies[len(latencies) // 2] * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms "
                   f"(includes the cold start of both functions)")
     print("stack stopped.")
+    print(f"gallery of this run (opens without a server): {snapshot}")
     return 0 if len(done) == len(outcomes) else 1
 
 
@@ -109,6 +119,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
   S3 (SeaweedFS)  {s3}   access key {stack.seaweed.access_key} / secret {stack.seaweed.secret_key}
   fnlocal         {fl.url}   status: {fl.url}/status
   event source    {options.source} → preprocess;  results in s3://{options.results_bucket}/
+  gallery         {fl.trigger_url('vision', '/results/gallery')}
+  results API     {fl.trigger_url('vision', '/results')}   docs: {fl.trigger_url('vision', '/results/docs')}
 
 Upload a photo (its result appears in the results bucket), with any S3 client (path-style, us-east-1):
   .venv/bin/python -m devstack upload cat.jpg

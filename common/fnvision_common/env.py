@@ -87,3 +87,8 @@ def results_location(env: Mapping[str, str]) -> tuple[str, str]:
     """RESULTS_BUCKET (default ``results``) and RESULTS_PREFIX (default empty): where records go."""
     bucket = env.get("RESULTS_BUCKET", "").strip() or DEFAULT_RESULTS_BUCKET
     return bucket, env.get("RESULTS_PREFIX", "").strip()
+
+
+def results_index(env: Mapping[str, str]) -> bool:
+    """RESULTS_INDEX (default true): write the result index with each record (fnvision_common.result_index)."""
+    return env_bool(env, "RESULTS_INDEX", True)

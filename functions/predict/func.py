@@ -10,6 +10,7 @@ import functools
 import io
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from predict_core.settings import Settings
 MODEL_DIR = Path(__file__).resolve().parent / "model"
 """The model bundled in the image (``fn build`` copies this folder to /function)."""
 
+INDEX_WRITERS = 4
 log = logging.getLogger("predict")
 
 
@@ -68,7 +70,20 @@ def _deps() -> service.Deps:
     def store() -> ResultStore:
         return S3ResultStore(_s3())
 
-    return service.Deps(settings, get_model=lambda: get_model(settings, _s3), get_store=store)
+    def index() -> S3ResultStore | None:
+        return S3ResultStore(_s3()) if settings.results_index else None
+
+    return service.Deps(
+        settings, get_model=lambda: get_model(settings, _s3), get_store=store, get_index=index,
+        index_run=_index_pool().map,
+    )
+
+
+@functools.cache
+def _index_pool() -> ThreadPoolExecutor:
+    """Writes one record's index entries in parallel (about ten small PUTs); its threads start on
+    first use and stay few (Fn's pids limit is 50 per container)."""
+    return ThreadPoolExecutor(max_workers=INDEX_WRITERS, thread_name_prefix="index")
 
 
 def handler(ctx: Any, data: io.BytesIO | None = None) -> Any:

@@ -27,7 +27,7 @@ def _installed(target: Path) -> dict[str, str]:
     return {lock.canonical_name(d.metadata["Name"]): d.version for d in distributions(path=[str(target)])}
 
 
-@pytest.mark.parametrize("function", ["predict", "preprocess"])
+@pytest.mark.parametrize("function", ["predict", "preprocess", "results"])
 def test_pip_installs_exactly_the_lock(function: str) -> None:
     # fnlocal's isolated install is `pip install --target <dir> -r requirements.txt`, as in the fn build
     # image (shared cache with the end-to-end tests). Anything pip added would be unpinned (an incomplete

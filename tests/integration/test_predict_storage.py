@@ -66,6 +66,8 @@ def test_result_recorded_once_and_duplicate_reports_exists(
     key = "v1/images/cats/chelsea.jpg/etag-1/efficientnet-lite0@1.0.0.json"
     stored = s3.get_object(Bucket=bucket, Key=key)
     original, original_etag = stored["Body"].read(), stored["ETag"]
+    index = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="v1/~index/")["Contents"])
+    assert len(index) == 1 + 1 + 3 + 1 + 2  # claim, all, 3 labels, model, bucket + folder "cats/"
 
     second = fn.call(body, headers, call_id="01SECOND")
     a, b = native(first), native(second)
@@ -73,8 +75,10 @@ def test_result_recorded_once_and_duplicate_reports_exists(
     assert b["predictions"][0]["result"] == {"bucket": bucket, "key": key, "status": "exists"}
     again = s3.get_object(Bucket=bucket, Key=key)
     assert again["Body"].read() == original and again["ETag"] == original_etag
-    listed = s3.list_objects_v2(Bucket=bucket)["Contents"]
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix="v1/images/")["Contents"]  # the documents (not the index)
     assert [o["Key"] for o in listed] == [key], "a duplicate must never make a second document"
+    after = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="v1/~index/")["Contents"])
+    assert after == index, "nor a second index entry"
 
     doc = json.loads(original)
     assert doc["schema"] == "fn-vision/result@1" and doc["call_id"] == "01FIRST"

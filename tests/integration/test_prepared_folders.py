@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_the_app_runs_from_its_prepared_function_folders_alone(model_dir: Path, tmp_path: Path) -> None:
-    for name in ("predict", "preprocess"):
+    for name in ("predict", "preprocess", "results"):
         if not (REPO / "functions" / name / ".pip_cache").is_dir():
             pytest.fail("functions/*/.pip_cache missing: run `make wheels` (make test does)")
     app = tmp_path / "app"

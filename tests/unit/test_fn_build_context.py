@@ -39,10 +39,13 @@ def _expected(name: str, model_dir: Path) -> set[str]:
     base = {"func.py", "requirements.txt"}
     if name == "predict":
         return base | _core_modules(fn_dir, "predict_core") | _predict_model_files(fn_dir)
+    if name == "results":
+        templates = {p.relative_to(fn_dir).as_posix() for p in (fn_dir / "results_core" / "templates").iterdir()}
+        return base | _core_modules(fn_dir, "results_core") | templates | {"openapi.json"}
     return base | _core_modules(fn_dir, "preprocess_core") | {"model_manifest.json"}
 
 
-@pytest.mark.parametrize("name", ["predict", "preprocess"])
+@pytest.mark.parametrize("name", ["predict", "preprocess", "results"])
 def test_image_gets_exactly_what_the_function_runs_on(name: str, model_dir: Path) -> None:
     fn_dir = FUNCTIONS / name
     ignore = DockerIgnore.of(fn_dir)
@@ -57,13 +60,13 @@ def test_image_gets_exactly_what_the_function_runs_on(name: str, model_dir: Path
     assert shipped == _expected(name, model_dir)
 
 
-@pytest.mark.parametrize("name", ["predict", "preprocess"])
+@pytest.mark.parametrize("name", ["predict", "preprocess", "results"])
 @pytest.mark.parametrize("path", LEFT_OUT)
 def test_build_leftovers_docs_and_caches_stay_out(name: str, path: str) -> None:
     assert DockerIgnore.of(FUNCTIONS / name).excludes(path)
 
 
-@pytest.mark.parametrize("name", ["predict", "preprocess"])
+@pytest.mark.parametrize("name", ["predict", "preprocess", "results"])
 def test_nothing_else_changes_the_generated_dockerfile(name: str) -> None:
     # A Dockerfile would replace the generated one; setup.py would add an install step. `.pip_cache/`
     # (make wheels) is expected: the lock names fnvision-common, which is on no index.

@@ -13,11 +13,11 @@ from tests.fncli import FUNC_FILE_NAMES, walk_func_files
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_deploy_all_from_the_repo_root_walks_to_exactly_predict_and_preprocess() -> None:
+def test_deploy_all_from_the_repo_root_walks_to_exactly_the_three_functions() -> None:
     # The real tree as a developer has it: .git, .venv, .local (fnlocal's installed deps), caches and all,
     # since the CLI walks every one of them.
     found = list(walk_func_files(REPO))
-    assert found == [REPO / "functions" / "predict" / "func.yaml", REPO / "functions" / "preprocess" / "func.yaml"]
+    assert found == [REPO / "functions" / name / "func.yaml" for name in ("predict", "preprocess", "results")]
     for path in found:  # each parses as the CLI requires (schema 20180708) and names its function
         data = yaml.safe_load(path.read_text())
         assert data["schema_version"] == 20180708 and data["name"] == path.parent.name

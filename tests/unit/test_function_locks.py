@@ -15,7 +15,7 @@ FUNCTIONS = sorted(p.parent for p in (REPO / "functions").glob("*/requirements.i
 
 
 def test_every_function_has_a_requirements_in() -> None:
-    assert [p.name for p in FUNCTIONS] == ["predict", "preprocess"]
+    assert [p.name for p in FUNCTIONS] == ["predict", "preprocess", "results"]
 
 
 @pytest.mark.parametrize("fn_dir", FUNCTIONS, ids=lambda p: p.name)

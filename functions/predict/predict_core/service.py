@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -12,6 +12,7 @@ from typing import Any
 
 from fnvision_common import fnedge
 from fnvision_common.fnedge import Reply
+from fnvision_common.result_index import EntryObject, IndexStore
 
 from . import codecs
 from .codecs.base import DecodedRequest, Source
@@ -37,6 +38,10 @@ class Deps:
     else on first use, so a function without storage configuration never imports boto3."""
     clock: Callable[[], float] = time.perf_counter
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    get_index: Callable[[], IndexStore | None] = lambda: None
+    """Return the store of the result index (None: documents are written without index entries)."""
+    index_run: Callable[[Callable[[EntryObject], bool], Iterable[EntryObject]], Iterator[bool]] = map
+    """Maps one record's entry writes (func.py: a small thread pool's ``map``, so they go in parallel)."""
 
 
 def _ms(start: float, end: float) -> float:
@@ -122,15 +127,17 @@ def _record_all(
     """
     results: list[dict[str, Any] | None] = []
     store: ResultStore | None = None
+    index: IndexStore | None = None
     recorded_at = deps.now()
     for source, image_labels in zip(sources, labels, strict=True):
         if source is None or not source.recordable:
             results.append(None)
             continue
-        store = store or deps.get_store()
+        if store is None:
+            store, index = deps.get_store(), deps.get_index()
         doc = build_document(source, image_labels, info, timings, call_id, cold, recorded_at)
         s = deps.settings
-        results.append(record(store, s.results_bucket, s.results_prefix, source, info, doc))
+        results.append(record(store, s.results_bucket, s.results_prefix, source, info, doc, index, deps.index_run))
     written = [r for r in results if r is not None]
     if written and all(r["status"] == FAILED and r["error"]["code"] == StorageUnavailableError.code for r in written):
         raise StorageUnavailableError(written[0]["error"]["message"])

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fnvision_common.env import SettingError, env_bool, env_int, log_level, results_location
+from fnvision_common.env import SettingError, env_bool, env_int, log_level, results_index, results_location
 from fnvision_common.s3client import S3Settings
 
 from .errors import ConfigError
@@ -61,6 +61,9 @@ class Settings:
     """Bucket of the result documents."""
     results_prefix: str = ""
     """Key prefix of the result documents."""
+    results_index: bool = True
+    """Write the result index (fnvision_common.result_index) with each document: what the results
+    function lists. Off saves its requests (docs/contracts.md §5) where nothing reads it."""
     log_level: str = "INFO"
     """Level of our loggers (noisy libraries stay at WARNING)."""
     s3: S3Settings = field(default_factory=S3Settings)
@@ -86,6 +89,7 @@ class Settings:
                 max_json_bytes=env_int(env, MAX_JSON_BYTES, 16 << 20, 1024, 1 << 30),
                 results_bucket=results_bucket,
                 results_prefix=results_prefix,
+                results_index=results_index(env),
                 log_level=log_level(env),
                 s3=S3Settings.from_env(env),
             )

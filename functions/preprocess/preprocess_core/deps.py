@@ -13,9 +13,10 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
+from fnvision_common.result_index import IndexStore
 
 from .done import ServedModel
-from .fetch_s3 import FetchedObject
+from .fetch_s3 import FetchedObject, RecordIndex, S3Store
 from .fetch_url import FetchedUrl, UrlFetcher
 from .predict_client import PredictAnswer, PredictClient
 from .settings import Settings
@@ -52,11 +53,13 @@ class Deps:
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     served_model: ServedModel = field(default_factory=lambda: ServedModel(ttl=0.0))
     """The model predict answers with (per hot container); ttl 0 turns the duplicate check off."""
+    index: IndexStore | None = None
+    """Where failure records' result-index entries go (None: records are written without them)."""
     init_ms: float = 0.0
     """What building these took in the cold call (settings, S3 client): reported in that call's answer."""
 
 
-def build(settings: Settings, store: ObjectStore, *, init_ms: float) -> Deps:
+def build(settings: Settings, store: S3Store, *, init_ms: float) -> Deps:
     """The deps of a hot container: ``store`` (built by the caller, who times it), the rest as configured."""
     return Deps(
         settings=settings,
@@ -78,5 +81,6 @@ def build(settings: Settings, store: ObjectStore, *, init_ms: float) -> Deps:
             max_request_bytes=settings.predict_max_request_bytes,
         ),
         served_model=ServedModel(settings.done_check_seconds),
+        index=RecordIndex(store) if settings.results_index else None,
         init_ms=init_ms,
     )

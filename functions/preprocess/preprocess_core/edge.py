@@ -10,11 +10,11 @@ the container cost.
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from fnvision_common.access import bearer_matches
 from fnvision_common.fnedge import Reply, error_reply, is_gateway, json_reply
 
 from . import service
@@ -74,9 +74,5 @@ def check_auth(headers: Mapping[str, str], token: str, gateway: bool) -> None:
 
     ``fn invoke`` calls are authenticated by the platform (Fn's API, OCI request signing).
     """
-    if not token or not gateway:
-        return
-    given = headers.get("authorization", "")
-    scheme, _, value = given.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
+    if token and gateway and not bearer_matches(headers, token):
         raise UnauthorizedError("missing or wrong `Authorization: Bearer` token")

@@ -18,9 +18,11 @@ that its event source delivers again.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from fnvision_common.objects import ObjectRef
+from fnvision_common.result_index import FAILURE_SCHEMA, format_time, write_indexed
 from fnvision_common.result_keys import failure_key
 
 from .deps import Deps
@@ -28,9 +30,6 @@ from .errors import BadEventError, PreprocessError, RecordRefusedError, StorageE
 from .items import Item
 
 log = logging.getLogger(__name__)
-FAILURE_SCHEMA = "fn-vision/failure@1"
-
-
 def fail(
     item: Item,
     error: PreprocessError,
@@ -115,17 +114,28 @@ def _record(
 ) -> dict[str, Any]:
     """Write the failure record once per object version; never raises (status "error" instead)."""
     settings = deps.settings
+    bucket = settings.results_bucket
     key = failure_key(settings.results_prefix, source["bucket"], source["key"], source["etag"])
-    document = {
-        "schema": FAILURE_SCHEMA,
-        "source": source,
-        "error": error.detail(),
-        "stage": stage,
-        "call_id": call_id,
-        "recorded_at": deps.now().isoformat().replace("+00:00", "Z"),
-    }
+
+    def build(recorded_at: datetime) -> dict[str, Any]:
+        return {
+            "schema": FAILURE_SCHEMA,
+            "source": source,
+            "error": error.detail(),
+            "stage": stage,
+            "call_id": call_id,
+            "recorded_at": format_time(recorded_at),
+        }
+
     try:
-        status = deps.store.put_if_absent(settings.results_bucket, key, document)
+        if deps.index is None:
+            status = deps.store.put_if_absent(bucket, key, build(deps.now()))
+        else:
+            created = write_indexed(
+                deps.index, bucket, settings.results_prefix, key, build, deps.now(),
+                lambda document: deps.store.put_if_absent(bucket, key, dict(document)) == "created",
+            )
+            status = "created" if created else "exists"
     except RecordRefusedError as err:
         # Permanent: a retry would be refused the same way. Logged as an error, not retried for ever.
         log.error("failure record refused by the store", extra={"key": key, "why": err.message})

@@ -128,12 +128,41 @@ class S3Store:
     def put_if_absent(self, bucket: str, key: str, document: dict[str, Any]) -> str:
         """Write a JSON document unless the key exists: returns "created" or "exists"."""
         body = json.dumps(document, ensure_ascii=False, default=str).encode("utf-8")
+        return "created" if self.put_bytes_if_absent(bucket, key, body) else "exists"
+
+    def put_bytes_if_absent(self, bucket: str, key: str, body: bytes) -> bool:
+        """Write ``body`` unless the key exists; True if written (the result index's entries use it too)."""
         try:
             self.client.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json", IfNoneMatch="*")
         except Exception as exc:
             if is_precondition_failed(exc):
-                return "exists"
+                return False
             if is_refused_request(exc):
                 raise RecordRefusedError(f"the store refused s3://{bucket}/{key}: {error_code(exc)}") from exc
             raise StorageError(f"cannot write s3://{bucket}/{key}: {exc}") from exc
-        return "created"
+        return True
+
+    def get_bytes(self, bucket: str, key: str) -> bytes | None:
+        """A small object's bytes (a claim of the result index), None if it does not exist."""
+        try:
+            body: bytes = self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except Exception as exc:
+            if is_not_found(exc):
+                return None
+            raise StorageError(f"cannot read s3://{bucket}/{key}: {exc}") from exc
+        return body
+
+
+class RecordIndex:
+    """The result index's store (``fnvision_common.result_index.IndexStore``) over an ``S3Store``."""
+
+    def __init__(self, store: S3Store) -> None:
+        self._store = store
+
+    def put_if_absent(self, bucket: str, key: str, body: bytes) -> bool:
+        """Conditional write of an index object."""
+        return self._store.put_bytes_if_absent(bucket, key, body)
+
+    def get_bytes(self, bucket: str, key: str) -> bytes | None:
+        """Read an index object (None if missing)."""
+        return self._store.get_bytes(bucket, key)

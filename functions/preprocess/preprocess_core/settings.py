@@ -13,7 +13,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fnvision_common.env import SettingError, env_bool, env_float, env_int, log_level, results_location
+from fnvision_common.access import AUTH_TOKEN
+from fnvision_common.env import (
+    SettingError,
+    env_bool,
+    env_float,
+    env_int,
+    log_level,
+    results_index,
+    results_location,
+)
 from fnvision_common.manifest import Manifest, ManifestError
 from fnvision_common.s3client import S3Settings
 
@@ -103,6 +112,8 @@ class Settings:
     results_bucket: str = "results"
     """RESULTS_BUCKET: results and failure records; objects here are never processed."""
     results_prefix: str = ""
+    results_index: bool = True
+    """RESULTS_INDEX: failure records get their result-index entries (fnvision_common.result_index)."""
     """RESULTS_PREFIX: key prefix of results and failure records."""
     done_check_seconds: float = 10.0
     """DONE_CHECK_SECONDS: event objects whose result (for the model predict last answered with, within
@@ -143,10 +154,11 @@ class Settings:
                 url_total_timeout=env_float(env, "URL_TOTAL_TIMEOUT", cls.url_total_timeout),
                 url_max_redirects=env_int(env, "URL_MAX_REDIRECTS", cls.url_max_redirects, low=0),
                 store_gps=env_bool(env, "STORE_GPS", False),
-                auth_token=env.get("AUTH_TOKEN", "").strip(),
+                auth_token=env.get(AUTH_TOKEN, "").strip(),
                 input_bucket=env.get("INPUT_BUCKET", "").strip(),
                 results_bucket=results_bucket,
                 results_prefix=results_prefix,
+                results_index=results_index(env),
                 done_check_seconds=env_float(env, "DONE_CHECK_SECONDS", cls.done_check_seconds, low=0.0),
                 log_level=log_level(env),
                 s3=S3Settings.from_env(env),
